@@ -1,0 +1,54 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+# Both create .venv themselves, installing torch==2.13.0 before the package
+# (see ../shared/ENVIRONMENT.md: any other torch spec downloads CUDA builds).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export RAGAS_DO_NOT_TRACK := true
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run dev test lint bench system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip check
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+# Debian packages the tests use (PostgreSQL, Chromium); installed only when missing.
+system-deps:
+	./scripts/install_system_deps.sh
+
+## Materialize the whole asset graph on the embedded defaults.
+run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster asset materialize -m genai_assets.definitions --select '*'
+
+## The Dagster UI and daemon (schedules, sensors) on http://127.0.0.1:3000.
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check genai_assets genai_assets_tests bench
+	$(VENV)/bin/ruff format --check genai_assets genai_assets_tests bench
+
+bench: $(STAMP)
+	$(PY) bench/ingestion_throughput.py
+
+clean:
+	rm -rf $(VENV) .dagster_home .pytest_cache

@@ -1,0 +1,1 @@
+"""genai_assets: a Dagster code location for GenAI pipelines."""

@@ -1,0 +1,1 @@
+"""ConfigurableResource classes, one per external system."""
