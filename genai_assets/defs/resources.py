@@ -11,6 +11,7 @@ import dagster as dg
 
 from genai_assets import settings
 from genai_assets.resources.openai_api import OpenAICompatibleResource
+from genai_assets.resources.training_runner import TrainingRunnerResource
 
 
 def build_resources(environment: str) -> dict[str, object]:
@@ -23,6 +24,18 @@ def build_resources(environment: str) -> dict[str, object]:
             api_key=dg.EnvVar("OPENAI_API_KEY") if "OPENAI_API_KEY" in os.environ else None,
         ),
     }
+    # Fine-tuning: training runs as a local subprocess, or in production as a Kubernetes
+    # GPU pod through dagster-k8s Pipes (image and artifact volume from the environment).
+    if environment == "production":
+        resources["training_runner"] = TrainingRunnerResource(
+            backend="kubernetes",
+            image=dg.EnvVar("TRAINING_IMAGE").get_value() or None,
+            namespace=dg.EnvVar("TRAINING_NAMESPACE").get_value() or "default",
+            artifact_volume_claim=dg.EnvVar("TRAINING_ARTIFACT_PVC").get_value() or None,
+            artifact_mount_path=dg.EnvVar("FINE_TUNING_ROOT").get_value() or None,
+        )
+    else:
+        resources["training_runner"] = TrainingRunnerResource()
     return resources
 
 

@@ -1,0 +1,1 @@
+"""Fine-tuning wiring: assets, the promotion gate check and the rollback job."""

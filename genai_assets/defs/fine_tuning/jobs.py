@@ -1,0 +1,48 @@
+"""Fine-tuning jobs: the whole graph, and the rollback of the serving config."""
+
+import dagster as dg
+from pydantic import Field
+
+from genai_assets.finetune import paths, serving
+
+fine_tuning_job = dg.define_asset_job(
+    name="fine_tuning_job",
+    selection=dg.AssetSelection.groups("fine_tuning"),
+    description="Validate the data, train, evaluate against the champion and, when the "
+    "promotion gate passes, publish the serving config.",
+)
+
+
+class RollbackConfig(dg.Config):
+    """Why the serving config is rolled back (kept in the serving state)."""
+
+    reason: str = Field(default="manual rollback", description="Recorded with the rollback.")
+
+
+@dg.op(description="Restore the previous serving config; the current one is kept as rolled back.")
+def rollback_serving_config_op(context: dg.OpExecutionContext, config: RollbackConfig) -> dict:
+    """Roll back and record a materialization of serving_config with the restored entry."""
+    serving_dir = paths.serving_dir()
+    try:
+        restored = serving.rollback(serving_dir, reason=config.reason)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key="serving_config",
+            description=f"rolled back to version {restored['version']}: {config.reason}",
+            metadata={
+                "version": dg.MetadataValue.int(restored["version"]),
+                "model_dir": dg.MetadataValue.path(restored["model_dir"]),
+                "config_path": dg.MetadataValue.path(str(serving_dir / serving.VLLM_CONFIG)),
+                "rollback": dg.MetadataValue.bool(True),
+            },
+        )
+    )
+    return restored
+
+
+@dg.job(description="Put the previous model back into the serving config (vLLM config and state).")
+def rollback_serving_config() -> None:
+    """One op: restore the previous serving entry."""
+    rollback_serving_config_op()

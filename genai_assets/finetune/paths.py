@@ -1,0 +1,45 @@
+"""Where fine-tuning artifacts live; resolved at run time, never at import.
+
+Everything sits under one root: ``$FINE_TUNING_ROOT`` when set (on Kubernetes, a
+volume mounted at the same path in the Dagster step and the training pod), else
+``settings.storage_root() / "fine_tuning"``.
+"""
+
+import os
+from pathlib import Path
+
+from genai_assets import settings
+
+ROOT_VARIABLE = "FINE_TUNING_ROOT"
+DEFAULT_TRAINING_DATA_DIR = settings.PACKAGE_DATA / "training"
+
+
+def root() -> Path:
+    """The fine-tuning artifact root."""
+    configured = os.environ.get(ROOT_VARIABLE)
+    return Path(configured) if configured else settings.storage_root() / "fine_tuning"
+
+
+def base_models_dir() -> Path:
+    """Locally-built base models (the tiny model cache)."""
+    return root() / "base_models"
+
+
+def datasets_dir() -> Path:
+    """Validated datasets, one folder per content hash."""
+    return root() / "datasets"
+
+
+def models_dir() -> Path:
+    """Fine-tuned models, one folder per training run."""
+    return root() / "models"
+
+
+def reports_dir() -> Path:
+    """Evaluation reports (markdown and JSON)."""
+    return root() / "reports"
+
+
+def serving_dir() -> Path:
+    """The serving config, its state and history."""
+    return root() / "serving"

@@ -1,0 +1,224 @@
+"""The promotion gate and the serving configuration (no dagster import).
+
+Layout of a serving folder:
+
+* ``vllm_serve.yaml``: what ``vllm serve --config vllm_serve.yaml`` loads
+  (only vLLM's own long option names, so vLLM accepts it as is);
+* ``serving_state.json``: the source of truth: the ``current`` entry (model
+  folder, manifest, vLLM config, metrics, when and why it was promoted), the
+  ``history`` of the entries it replaced (newest last) and the entries that
+  were ``rolled_back``.
+
+Both files are written atomically (a temporary file in the same folder, then
+``os.replace``), state first; a reader sees either the old or the new file,
+never a half-written one. Rollback pops the newest history entry back into
+``current``.
+"""
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+VLLM_CONFIG = "vllm_serve.yaml"
+STATE = "serving_state.json"
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """What a candidate must reach to be promoted."""
+
+    max_perplexity: float = 1000.0
+    min_rouge_l: float = 0.0
+    min_bleu: float = 0.0
+    min_relative_improvement: float = 0.0
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether the candidate may be promoted, with a reason per rule."""
+
+    passed: bool
+    reasons: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible form."""
+        return asdict(self)
+
+
+def decide_promotion(
+    candidate: dict[str, float], champion: dict[str, float], thresholds: GateThresholds
+) -> GateDecision:
+    """Apply the gate to held-out metrics of the candidate and the champion.
+
+    Rules: the candidate's perplexity is finite and at most ``max_perplexity``;
+    its ROUGE-L and BLEU reach their minimums; and its perplexity beats the
+    champion's by at least ``min_relative_improvement`` (0.05 = 5 % lower;
+    0 = not worse). Every rule is reported, passed or not.
+    """
+    reasons: list[str] = []
+    passed = True
+
+    def rule(ok: bool, text: str) -> None:
+        nonlocal passed
+        passed = passed and ok
+        reasons.append(("ok: " if ok else "FAILED: ") + text)
+
+    ppl = candidate["perplexity"]
+    finite = isinstance(ppl, int | float) and math.isfinite(ppl)
+    rule(finite, f"candidate perplexity is finite ({ppl})")
+    rule(
+        finite and ppl <= thresholds.max_perplexity,
+        f"candidate perplexity {ppl:.3f} <= max_perplexity {thresholds.max_perplexity}",
+    )
+    rule(
+        candidate["rouge_l"] >= thresholds.min_rouge_l,
+        f"candidate ROUGE-L {candidate['rouge_l']:.4f} >= min_rouge_l {thresholds.min_rouge_l}",
+    )
+    rule(
+        candidate["bleu"] >= thresholds.min_bleu,
+        f"candidate BLEU {candidate['bleu']:.3f} >= min_bleu {thresholds.min_bleu}",
+    )
+    champion_ppl = champion["perplexity"]
+    if math.isfinite(champion_ppl):
+        required = champion_ppl * (1.0 - thresholds.min_relative_improvement)
+        rule(
+            finite and ppl <= required,
+            f"candidate perplexity {ppl:.3f} <= {required:.3f} (champion {champion_ppl:.3f} "
+            f"improved by min_relative_improvement {thresholds.min_relative_improvement:.0%})",
+        )
+    else:
+        rule(finite, "champion perplexity is not finite: any finite candidate beats it")
+    return GateDecision(passed=passed, reasons=reasons)
+
+
+def build_vllm_config(
+    *,
+    model_dir: str,
+    artifact: str,
+    base_model: str,
+    served_model_name: str,
+    max_model_len: int,
+    dtype: str = "auto",
+    tensor_parallel_size: int = 1,
+    max_lora_rank: int = 16,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ``vllm serve`` config (long option names) for a fine-tuned model folder.
+
+    A merged or fully fine-tuned model is served directly; a kept LoRA adapter
+    is served on its base model with ``enable-lora`` and ``lora-modules``, under
+    ``served_model_name``.
+    """
+    if artifact not in ("merged_model", "full_model", "lora_adapter"):
+        raise ValueError(f"unknown model artifact kind {artifact!r}")
+    if tensor_parallel_size < 1 or max_model_len < 1:
+        raise ValueError("tensor_parallel_size and max_model_len must be positive")
+    config: dict[str, Any] = {
+        "dtype": dtype,
+        "max-model-len": max_model_len,
+        "tensor-parallel-size": tensor_parallel_size,
+    }
+    if artifact == "lora_adapter":
+        config["model"] = base_model
+        config["served-model-name"] = f"{served_model_name}-base"
+        config["enable-lora"] = True
+        config["max-lora-rank"] = max_lora_rank
+        config["lora-modules"] = [f"{served_model_name}={model_dir}"]
+    else:
+        config["model"] = model_dir
+        config["served-model-name"] = served_model_name
+    config.update(extra or {})
+    return dict(sorted(config.items()))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def read_state(serving_dir: Path) -> dict[str, Any]:
+    """The serving state; ``{"current": None, "history": [], "rolled_back": []}`` if none yet."""
+    path = Path(serving_dir) / STATE
+    if not path.exists():
+        return {"current": None, "history": [], "rolled_back": []}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def current_entry(serving_dir: Path) -> dict[str, Any] | None:
+    """The entry being served now, or None before the first promotion."""
+    return read_state(serving_dir)["current"]
+
+
+def _write(serving_dir: Path, state: dict[str, Any]) -> None:
+    serving_dir = Path(serving_dir)
+    atomic_write_text(serving_dir / STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
+    current = state["current"]
+    if current is None:
+        (serving_dir / VLLM_CONFIG).unlink(missing_ok=True)
+    else:
+        text = "# Written by genai_assets serving_config; load with: vllm serve --config <this>\n"
+        text += yaml.safe_dump(current["vllm"], sort_keys=True)
+        atomic_write_text(serving_dir / VLLM_CONFIG, text)
+
+
+def promote(serving_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """Make ``entry`` current; the previous current entry goes to the history.
+
+    ``entry`` needs at least ``model_dir`` and ``vllm``; ``promoted_at`` and a
+    ``version`` (one more than the highest so far) are added.
+    """
+    for key in ("model_dir", "vllm"):
+        if key not in entry:
+            raise ValueError(f"serving entry is missing {key!r}")
+    state = read_state(serving_dir)
+    versions = [e["version"] for e in [state["current"], *state["history"]] if e] + [
+        e["version"] for e in state["rolled_back"]
+    ]
+    entry = {
+        **entry,
+        "version": max(versions, default=0) + 1,
+        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if state["current"] is not None:
+        state["history"].append(state["current"])
+    state["current"] = entry
+    _write(serving_dir, state)
+    return entry
+
+
+def rollback(serving_dir: Path, reason: str = "") -> dict[str, Any]:
+    """Restore the previous serving entry; the current one is kept under ``rolled_back``.
+
+    Raises:
+        ValueError: when there is no previous entry to roll back to.
+    """
+    state = read_state(serving_dir)
+    if state["current"] is None or not state["history"]:
+        raise ValueError(f"nothing to roll back to in {serving_dir}: no previous serving config")
+    rolled = {
+        **state["current"],
+        "rolled_back_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rollback_reason": reason,
+    }
+    state["rolled_back"].append(rolled)
+    state["current"] = state["history"].pop()
+    _write(serving_dir, state)
+    return state["current"]
