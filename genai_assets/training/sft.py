@@ -392,10 +392,10 @@ def _parse_args(argv: list[str]) -> TrainingJob:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: under Dagster Pipes when launched by Dagster, else a plain CLI."""
-    from dagster_pipes import is_dagster_pipes_process, open_dagster_pipes
+    from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if is_dagster_pipes_process():
+    if PipesEnvVarParamsLoader().is_dagster_pipes_process():
         with open_dagster_pipes() as pipes:
             job = TrainingJob.from_dict(pipes.get_extra("job"))
             train(job, PipesReporter(pipes))

@@ -1,0 +1,167 @@
+"""Dataset validation on hand-made good and bad lines (pure logic, no Dagster)."""
+
+import json
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from transformers import AutoTokenizer
+
+from genai_assets.finetune import dataset as ds
+from genai_assets.finetune.formatting import count_tokens, tokenize_conversation
+
+GOOD_CHAT = {
+    "messages": [
+        {"role": "user", "content": "How do I list snapshots?"},
+        {"role": "assistant", "content": "Run `skyvault snapshot list`."},
+    ]
+}
+GOOD_INSTRUCTION = {
+    "instruction": "Explain retention policies.",
+    "input": "Vault: finance",
+    "response": "A retention policy says how long snapshots of the vault are kept.",
+}
+
+
+def by_words(messages):
+    """Token counter for pure tests: words in the conversation."""
+    return sum(len(m["content"].split()) for m in messages)
+
+
+def lines_of(*texts):
+    return [ds.SourceLine("hand.jsonl", i, t) for i, t in enumerate(texts, start=1)]
+
+
+def test_both_formats_normalise_to_chat_messages():
+    assert ds.normalise(GOOD_CHAT) == GOOD_CHAT["messages"]
+    assert ds.normalise(GOOD_INSTRUCTION) == [
+        {"role": "user", "content": "Explain retention policies.\n\nVault: finance"},
+        {"role": "assistant", "content": GOOD_INSTRUCTION["response"]},
+    ]
+    no_input = {"instruction": "Say hi.", "response": "Hi."}
+    assert ds.normalise(no_input)[0] == {"role": "user", "content": "Say hi."}
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"messages": [', "malformed JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"prompt": "x", "completion": "y"}', "unknown format"),
+        ('{"messages": []}', "bad messages"),
+        ('{"messages": [{"content": "hi"}, {"role": "assistant", "content": "a"}]}', "missing role"),
+        ('{"messages": [{"role": "robot", "content": "hi"}]}', "unknown role"),
+        ('{"messages": [{"role": "user", "content": "  "}, {"role": "assistant", "content": "a"}]}',
+         "empty turn"),
+        ('{"messages": [{"role": "user", "content": "only a question"}]}', "missing role"),
+        ('{"messages": [{"role": "assistant", "content": "no question"}]}', "missing role"),
+        ('{"instruction": "Do it", "response": ""}', "empty turn"),
+        ('{"instruction": "Do it", "input": 3, "response": "Done"}', "bad field"),
+    ],
+)
+def test_bad_lines_are_quarantined_with_line_number_and_reason(line, reason):
+    good = json.dumps(GOOD_CHAT)
+    result = ds.validate(lines_of(good, line), by_words, max_tokens=100, eval_fraction=0.5)
+    assert len(result.records) == 1
+    [bad] = result.quarantined
+    assert (bad.source, bad.line, bad.raw) == ("hand.jsonl", 2, line)
+    assert bad.reason.startswith(reason), bad.reason
+
+
+def test_duplicates_and_overlong_records_are_quarantined_not_dropped():
+    long_answer = dict(GOOD_INSTRUCTION, response="word " * 200)
+    same_as_chat_in_other_format = {
+        "instruction": "How do I list snapshots?",
+        "response": "Run `skyvault snapshot list`.",
+    }
+    lines = lines_of(
+        json.dumps(GOOD_CHAT),
+        "",  # a blank line is not a record
+        json.dumps(GOOD_CHAT),
+        json.dumps(same_as_chat_in_other_format),
+        json.dumps(long_answer),
+        json.dumps(GOOD_INSTRUCTION),
+    )
+    result = ds.validate(lines, by_words, max_tokens=50, eval_fraction=0.5)
+    assert len(result.records) == 2
+    reasons = {q.line: q.reason for q in result.quarantined}
+    assert reasons[3] == "exact duplicate: same content as hand.jsonl:1"
+    assert reasons[4] == "exact duplicate: same content as hand.jsonl:1"
+    assert reasons[5].startswith("too long: 20") and reasons[5].endswith("limit 50")
+    assert result.quarantine_reasons() == {"exact duplicate": 2, "too long": 1}
+
+
+def test_split_is_decided_by_record_hash_alone(records_factory):
+    lines = [json.dumps(r) for r in records_factory()]
+    first = ds.validate(lines_of(*lines), by_words, 1000, eval_fraction=0.25)
+    shuffled = ds.validate(lines_of(*reversed(lines[5:])), by_words, 1000, eval_fraction=0.25)
+    side = {r["id"]: r["split"] for r in first.records}
+    assert all(side[r["id"]] == r["split"] for r in shuffled.records)
+    assert 0.1 < len(first.eval) / len(first.records) < 0.4
+    assert first.content_hash() == ds.validate(
+        lines_of(*reversed(lines)), by_words, 1000, eval_fraction=0.25
+    ).content_hash()
+    assert first.content_hash() != shuffled.content_hash()
+
+
+def test_token_stats_and_dataset_folder(tmp_path, records_factory):
+    lines = [json.dumps(r) for r in records_factory()] + ["not json"]
+    result = ds.validate(lines_of(*lines), by_words, 1000, eval_fraction=0.2)
+    stats = ds.token_stats(result.records)
+    assert stats["records"] == 80 and stats["min"] <= stats["median"] <= stats["max"]
+    assert stats["total"] == sum(r["n_tokens"] for r in result.records)
+    folder = ds.write_dataset(result, tmp_path / "ds", {"content_hash": result.content_hash()})
+    assert len(ds.read_split(folder, "train")) == len(result.train)
+    assert len(ds.read_split(folder, "eval")) == len(result.eval)
+    quarantined = [json.loads(x) for x in (folder / "quarantine.jsonl").read_text().splitlines()]
+    assert quarantined == [
+        {"source": "hand.jsonl", "line": 81, "reason": quarantined[0]["reason"], "raw": "not json"}
+    ]
+    ds.write_dataset(result, folder, {})  # rewriting the same dataset replaces it whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_local_folder_and_s3_prefix_give_the_same_records(tmp_path, records_factory, jsonl_writer):
+    rows = records_factory()[:10] + ["{broken"]
+    jsonl_writer(tmp_path / "data" / "part-1.jsonl", rows[:6])
+    jsonl_writer(tmp_path / "data" / "part-2.jsonl", rows[6:])
+    local = ds.validate(ds.iter_local_lines(tmp_path / "data"), by_words, 1000, 0.3)
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client(
+            "s3",
+            endpoint_url=f"http://{host}:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        client.create_bucket(Bucket="training")
+        for path in sorted((tmp_path / "data").iterdir()):
+            client.upload_file(str(path), "training", f"weekly/{path.name}")
+        client.put_object(Bucket="training", Key="weekly/README.txt", Body=b"not data")
+        remote = ds.validate(ds.iter_s3_lines(client, "training", "weekly/"), by_words, 1000, 0.3)
+    finally:
+        server.stop()
+    assert remote.content_hash() == local.content_hash()
+    [bad] = remote.quarantined
+    assert (bad.source, bad.line) == ("s3://training/weekly/part-2.jsonl", 5)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does-not-exist"):
+        list(ds.iter_local_lines(tmp_path / "does-not-exist"))
+
+
+def test_only_assistant_tokens_are_learned(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    messages = GOOD_CHAT["messages"]
+    example = tokenize_conversation(tokenizer, messages, max_length=256)
+    assert len(example.input_ids) == count_tokens(tokenizer, messages)
+    learned = [t for t, label in zip(example.input_ids, example.labels, strict=True) if label != -100]
+    text = tokenizer.decode(learned)
+    assert text.startswith("Run `skyvault snapshot list`.")
+    assert "How do I" not in text
+    assert tokenize_conversation(tokenizer, messages, max_length=5).input_ids == example.input_ids[:5]
