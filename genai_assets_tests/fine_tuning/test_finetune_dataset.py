@@ -49,10 +49,16 @@ def test_both_formats_normalise_to_chat_messages():
         ("[1, 2]", "not a JSON object"),
         ('{"prompt": "x", "completion": "y"}', "unknown format"),
         ('{"messages": []}', "bad messages"),
-        ('{"messages": [{"content": "hi"}, {"role": "assistant", "content": "a"}]}', "missing role"),
+        (
+            '{"messages": [{"content": "hi"}, {"role": "assistant", "content": "a"}]}',
+            "missing role",
+        ),
         ('{"messages": [{"role": "robot", "content": "hi"}]}', "unknown role"),
-        ('{"messages": [{"role": "user", "content": "  "}, {"role": "assistant", "content": "a"}]}',
-         "empty turn"),
+        (
+            '{"messages": [{"role": "user", "content": "  "}, '
+            '{"role": "assistant", "content": "a"}]}',
+            "empty turn",
+        ),
         ('{"messages": [{"role": "user", "content": "only a question"}]}', "missing role"),
         ('{"messages": [{"role": "assistant", "content": "no question"}]}', "missing role"),
         ('{"instruction": "Do it", "response": ""}', "empty turn"),
@@ -98,9 +104,12 @@ def test_split_is_decided_by_record_hash_alone(records_factory):
     side = {r["id"]: r["split"] for r in first.records}
     assert all(side[r["id"]] == r["split"] for r in shuffled.records)
     assert 0.1 < len(first.eval) / len(first.records) < 0.4
-    assert first.content_hash() == ds.validate(
-        lines_of(*reversed(lines)), by_words, 1000, eval_fraction=0.25
-    ).content_hash()
+    assert (
+        first.content_hash()
+        == ds.validate(
+            lines_of(*reversed(lines)), by_words, 1000, eval_fraction=0.25
+        ).content_hash()
+    )
     assert first.content_hash() != shuffled.content_hash()
 
 
@@ -160,8 +169,10 @@ def test_only_assistant_tokens_are_learned(tiny_model_dir):
     messages = GOOD_CHAT["messages"]
     example = tokenize_conversation(tokenizer, messages, max_length=256)
     assert len(example.input_ids) == count_tokens(tokenizer, messages)
-    learned = [t for t, label in zip(example.input_ids, example.labels, strict=True) if label != -100]
+    pairs = zip(example.input_ids, example.labels, strict=True)
+    learned = [token for token, label in pairs if label != -100]
     text = tokenizer.decode(learned)
     assert text.startswith("Run `skyvault snapshot list`.")
     assert "How do I" not in text
-    assert tokenize_conversation(tokenizer, messages, max_length=5).input_ids == example.input_ids[:5]
+    cut = tokenize_conversation(tokenizer, messages, max_length=5)
+    assert cut.input_ids == example.input_ids[:5]
