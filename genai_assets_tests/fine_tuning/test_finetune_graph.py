@@ -1,0 +1,182 @@
+"""The whole fine-tuning graph on CPU with the tiny model, through dg.materialize.
+
+Real components throughout: the tiny model is built and trained for real in a
+subprocess under Dagster Pipes, evaluated for real, and the serving config is
+written to a temporary DAGSTER_HOME.
+"""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from genai_assets.defs.fine_tuning import assets, checks, jobs
+from genai_assets.finetune import paths, serving
+from genai_assets.resources.training_runner import TrainingRunnerResource
+
+pytestmark = pytest.mark.slow
+
+ALL_ASSETS = [
+    assets.base_model,
+    assets.training_dataset,
+    assets.fine_tuned_model,
+    assets.eval_report,
+    checks.promotion_gate,
+    assets.serving_config,
+]
+FAST_TRAINING = {"max_steps": 30, "batch_size": 8, "logging_steps": 5}
+FAST_EVAL = {"max_generation_examples": 6, "max_new_tokens": 16}
+DOWNSTREAM = ["fine_tuned_model", "eval_report", "serving_config"]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A DAGSTER_HOME of its own, so the serving config starts empty."""
+    folder = tmp_path_factory.mktemp("dagster_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(folder))
+        patch.delenv(paths.ROOT_VARIABLE, raising=False)
+        yield folder
+
+
+def materialize(home, training_data_dir, training=None, selection=None, eval_config=None):
+    run_config = {
+        "ops": {
+            "base_model": {"config": {"tokenizer_text_dirs": [str(training_data_dir)]}},
+            "training_dataset": {
+                "config": {"source": str(training_data_dir), "min_valid_records": 40}
+            },
+            "fine_tuned_model": {"config": {**FAST_TRAINING, **(training or {})}},
+            "eval_report": {"config": {**FAST_EVAL, **(eval_config or {})}},
+        }
+    }
+    if selection:
+        run_config["ops"] = {k: v for k, v in run_config["ops"].items() if k in selection}
+    return dg.materialize(
+        ALL_ASSETS,
+        selection=selection,
+        run_config=run_config,
+        resources={
+            # One thread: the test machine has two shared cores.
+            "training_runner": TrainingRunnerResource(env={"OMP_NUM_THREADS": "1"}),
+            "io_manager": dg.FilesystemIOManager(base_dir=str(home / "io")),
+        },
+        raise_on_error=False,
+    )
+
+
+def serving_files():
+    folder = paths.serving_dir()
+    return {
+        name: (folder / name).read_bytes()
+        for name in (serving.VLLM_CONFIG, serving.STATE)
+        if (folder / name).exists()
+    }
+
+
+def check_results(result):
+    return {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+@pytest.fixture(scope="module")
+def first_run(home, training_data_dir):
+    """The whole graph from scratch: the base model is the champion."""
+    result = materialize(home, training_data_dir)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return result
+
+
+def test_first_run_promotes_the_candidate_with_its_manifest(first_run):
+    report = first_run.output_for_node("eval_report")
+    assert report["champion_source"] == "base model (no serving config yet)"
+    assert report["candidate"]["perplexity"] < report["base"]["perplexity"] * 0.99
+    assert check_results(first_run)["promotion_gate"].passed
+
+    model = first_run.output_for_node("fine_tuned_model")
+    assert Path(model["path"]).parent == paths.models_dir()
+    manifest = json.loads((Path(model["path"]) / "manifest.json").read_text())
+    assert manifest["base_model"] == first_run.output_for_node("base_model")["name_or_path"]
+    assert manifest["dataset_hash"] == first_run.output_for_node("training_dataset")["content_hash"]
+    assert manifest["hyperparameters"]["max_steps"] == 30
+    assert manifest["artifact"] == "merged_model"
+    assert "package" in manifest["code_version"]
+    losses = [point["loss"] for point in manifest["training_metrics"]["loss_history"]]
+    assert losses[-1] < losses[0]
+    assert not list(paths.models_dir().glob(".tmp-*"))
+
+    config = yaml.safe_load((paths.serving_dir() / serving.VLLM_CONFIG).read_text())
+    assert config == {
+        "dtype": "auto",
+        "max-model-len": 256,
+        "model": model["path"],
+        "served-model-name": "skyline-assistant",
+        "tensor-parallel-size": 1,
+    }
+    current = serving.current_entry(paths.serving_dir())
+    assert current["manifest_path"] == model["manifest_path"]
+    assert current["version"] == 1
+
+    materialization = first_run.asset_materializations_for_node("fine_tuned_model")[0]
+    assert materialization.metadata["loss_points_streamed"].value == len(losses)
+    assert "eval_loss" in materialization.metadata  # reported by the training process
+    assert "| step | loss |" in materialization.metadata["loss_curve"].value
+    base = first_run.asset_materializations_for_node("base_model")[0]
+    assert "locally-built tiny GPT-2" in base.metadata["label"].value
+
+
+def test_sabotaged_candidate_fails_the_gate_and_serving_is_unchanged(
+    home, training_data_dir, first_run
+):
+    before = serving_files()
+    # A learning rate this large makes full fine-tuning diverge.
+    result = materialize(
+        home,
+        training_data_dir,
+        training={"method": "full", "learning_rate": 1000.0},
+        selection=DOWNSTREAM,
+    )
+    gate = check_results(result)["promotion_gate"]
+    assert not gate.passed
+    assert "FAILED" in gate.description
+    report = result.output_for_node("eval_report")
+    assert report["champion_source"] == "serving config version 1"
+    assert not report["gate"]["passed"]
+    assert result.asset_materializations_for_node("serving_config") == []
+    assert serving_files() == before
+
+
+def test_better_candidate_is_promoted_and_rollback_restores_the_previous_config(
+    home, training_data_dir, first_run
+):
+    before = serving_files()
+    previous = serving.current_entry(paths.serving_dir())
+    # Full fine-tuning learns this data far better than the small LoRA run.
+    result = materialize(
+        home,
+        training_data_dir,
+        training={"method": "full", "learning_rate": 2e-3},
+        selection=DOWNSTREAM,
+    )
+    assert result.success
+    report = result.output_for_node("eval_report")
+    assert report["champion"]["model"] == previous["model_dir"]
+    promoted = serving.current_entry(paths.serving_dir())
+    assert promoted["version"] > previous["version"]
+    assert promoted["model_dir"] == result.output_for_node("fine_tuned_model")["path"]
+
+    rollback = jobs.rollback_serving_config.execute_in_process(
+        run_config={"ops": {"rollback_serving_config_op": {"config": {"reason": "test"}}}}
+    )
+    assert rollback.success
+    assert serving.current_entry(paths.serving_dir()) == previous
+    assert serving_files()[serving.VLLM_CONFIG] == before[serving.VLLM_CONFIG]
+    rolled_back = serving.read_state(paths.serving_dir())["rolled_back"][-1]
+    assert rolled_back["version"] == promoted["version"]
+    [event] = rollback.asset_materializations_for_node("rollback_serving_config_op")
+    assert event.asset_key == dg.AssetKey("serving_config")
