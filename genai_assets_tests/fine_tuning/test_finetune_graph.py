@@ -6,9 +6,14 @@ written to a temporary DAGSTER_HOME.
 """
 
 import json
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import dagster as dg
+import openai
 import pytest
 import yaml
 
@@ -138,7 +143,7 @@ def test_sabotaged_candidate_fails_the_gate_and_serving_is_unchanged(
     result = materialize(
         home,
         training_data_dir,
-        training={"method": "full", "learning_rate": 1000.0},
+        training={"method": "full", "learning_rate": 1000.0, "max_steps": 10},
         selection=DOWNSTREAM,
     )
     gate = check_results(result)["promotion_gate"]
@@ -180,3 +185,35 @@ def test_better_candidate_is_promoted_and_rollback_restores_the_previous_config(
     assert rolled_back["version"] == promoted["version"]
     [event] = rollback.asset_materializations_for_node("rollback_serving_config_op")
     assert event.asset_key == dg.AssetKey("serving_config")
+
+
+def test_promoted_model_answers_through_transformers_serve(first_run):
+    """The folder the serving config names works as an OpenAI-compatible endpoint."""
+    model_dir = first_run.output_for_node("serving_config")["model_dir"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    executable = Path(sys.executable).parent / "transformers"
+    command = [str(executable), "serve", model_dir, "--device", "cpu"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                reply = client.chat.completions.create(
+                    model=model_dir,
+                    messages=[{"role": "user", "content": "Which command handles quotas?"}],
+                    max_tokens=12,
+                )
+                break
+            except openai.APIConnectionError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "transformers serve did not start in 120 s"
+                time.sleep(1)
+        assert reply.choices[0].message.role == "assistant"
+        assert reply.usage.completion_tokens > 0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
