@@ -177,7 +177,8 @@ def evaluate_model(
     answers = generate(model, tokenizer, list(prompts), settings)
     result: dict[str, Any] = {
         "model": str(name_or_path),
-        "perplexity": ppl,
+        # None when the loss is not finite (a diverged model): JSON has no infinity.
+        "perplexity": ppl if math.isfinite(ppl) else None,
         **text_metrics(answers, list(references)),
         "n_perplexity_records": len(records),
         "n_generation_records": len(subset),
@@ -191,8 +192,8 @@ def evaluate_model(
     return result
 
 
-def _fmt(value: float) -> str:
-    return "inf" if not math.isfinite(value) else f"{value:.3f}"
+def _fmt(value: float | None) -> str:
+    return "not finite" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
 def render_report(results: dict[str, dict[str, Any]], gate: dict[str, Any] | None) -> str:

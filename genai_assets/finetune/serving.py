@@ -57,6 +57,8 @@ def decide_promotion(
 ) -> GateDecision:
     """Apply the gate to held-out metrics of the candidate and the champion.
 
+    A perplexity of None means not finite (a diverged model).
+
     Rules: the candidate's perplexity is finite and at most ``max_perplexity``;
     its ROUGE-L and BLEU reach their minimums; and its perplexity beats the
     champion's by at least ``min_relative_improvement`` (0.05 = 5 % lower;
@@ -65,17 +67,22 @@ def decide_promotion(
     reasons: list[str] = []
     passed = True
 
+    def finite(value: object) -> bool:
+        return isinstance(value, int | float) and math.isfinite(value)
+
+    def show(value: object) -> str:
+        return f"{value:.3f}" if finite(value) else "not finite"
+
     def rule(ok: bool, text: str) -> None:
         nonlocal passed
         passed = passed and ok
         reasons.append(("ok: " if ok else "FAILED: ") + text)
 
     ppl = candidate["perplexity"]
-    finite = isinstance(ppl, int | float) and math.isfinite(ppl)
-    rule(finite, f"candidate perplexity is finite ({ppl})")
+    rule(finite(ppl), f"candidate perplexity is finite ({show(ppl)})")
     rule(
-        finite and ppl <= thresholds.max_perplexity,
-        f"candidate perplexity {ppl:.3f} <= max_perplexity {thresholds.max_perplexity}",
+        finite(ppl) and ppl <= thresholds.max_perplexity,
+        f"candidate perplexity {show(ppl)} <= max_perplexity {thresholds.max_perplexity}",
     )
     rule(
         candidate["rouge_l"] >= thresholds.min_rouge_l,
@@ -86,15 +93,15 @@ def decide_promotion(
         f"candidate BLEU {candidate['bleu']:.3f} >= min_bleu {thresholds.min_bleu}",
     )
     champion_ppl = champion["perplexity"]
-    if math.isfinite(champion_ppl):
+    if finite(champion_ppl):
         required = champion_ppl * (1.0 - thresholds.min_relative_improvement)
         rule(
-            finite and ppl <= required,
-            f"candidate perplexity {ppl:.3f} <= {required:.3f} (champion {champion_ppl:.3f} "
+            finite(ppl) and ppl <= required,
+            f"candidate perplexity {show(ppl)} <= {required:.3f} (champion {champion_ppl:.3f} "
             f"improved by min_relative_improvement {thresholds.min_relative_improvement:.0%})",
         )
     else:
-        rule(finite, "champion perplexity is not finite: any finite candidate beats it")
+        rule(finite(ppl), "champion perplexity is not finite: any finite candidate beats it")
     return GateDecision(passed=passed, reasons=reasons)
 
 

@@ -186,6 +186,10 @@ def code_version() -> dict[str, str]:
     return version
 
 
+def _finite_or_not_float(value: object) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 def _precision(requested: str, cuda: bool) -> str:
     import torch
 
@@ -327,7 +331,12 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
             eval_loss = float(trainer.evaluate()["eval_loss"])
             metrics["eval_loss"] = eval_loss
             metrics["eval_perplexity"] = math.exp(eval_loss) if eval_loss < 50 else math.inf
-        metrics["loss_history"] = history
+        # JSON has no NaN or infinity: a diverged run records None.
+        metrics = {k: v if _finite_or_not_float(v) else None for k, v in metrics.items()}
+        metrics["loss_history"] = [
+            {k: v if _finite_or_not_float(v) else None for k, v in point.items()}
+            for point in history
+        ]
         summary = {key: value for key, value in metrics.items() if key != "loss_history"}
         reporter.log(f"training done: {json.dumps(summary)}")
 
@@ -357,7 +366,7 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
             "trainable_parameters": trainable,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False))
         os.replace(staging, output)
     finally:
         if staging.exists():

@@ -30,6 +30,8 @@ def metrics(ppl, rouge=0.3, bleu=10.0):
         (metrics(100), metrics(100), GateThresholds(min_relative_improvement=0.0), True, None),
         (metrics(math.inf), metrics(100), GateThresholds(), False, "finite"),
         (metrics(math.nan), metrics(100), GateThresholds(), False, "finite"),
+        (metrics(None), metrics(100), GateThresholds(), False, "finite"),
+        (metrics(50), metrics(None), GateThresholds(), True, None),
         (metrics(50), metrics(100), GateThresholds(max_perplexity=40), False, "max_perplexity"),
         (metrics(50, rouge=0.1), metrics(100), GateThresholds(min_rouge_l=0.2), False, "ROUGE-L"),
         (metrics(50, bleu=1.0), metrics(100), GateThresholds(min_bleu=5), False, "BLEU"),

@@ -213,7 +213,10 @@ def _loss_table(history: list[dict], rows: int = 25) -> str:
     stride = max(1, math.ceil(len(history) / rows))
     picked = history[::stride] + ([history[-1]] if (len(history) - 1) % stride else [])
     lines = ["| step | loss |", "|---|---|"]
-    lines += [f"| {int(h['step'])} | {h['loss']:.4f} |" for h in picked]
+    lines += [
+        f"| {int(h['step'])} | {'not finite' if h['loss'] is None else format(h['loss'], '.4f')} |"
+        for h in picked
+    ]
     return "\n".join(lines)
 
 
@@ -261,9 +264,9 @@ def fine_tuned_model(
             {k: v for k, v in manifest.items() if k != "training_metrics"}
         ),
     }
-    if history:
-        metadata["first_loss"] = dg.MetadataValue.float(float(history[0]["loss"]))
-        metadata["last_loss"] = dg.MetadataValue.float(float(history[-1]["loss"]))
+    for key, point in (("first_loss", history[:1]), ("last_loss", history[-1:])):
+        if point and point[0]["loss"] is not None:
+            metadata[key] = dg.MetadataValue.float(float(point[0]["loss"]))
     value = {
         "path": str(output),
         "manifest_path": str(output / MANIFEST),
@@ -368,11 +371,8 @@ def eval_report(
     }
     for name, result in results.items():
         for metric in ("perplexity", "rouge_l", "bleu"):
-            number = float(result[metric])
-            # Infinity is not JSON: a diverged model is reported as -1 (and fails the gate).
-            metadata[f"{name}_{metric}"] = dg.MetadataValue.float(
-                number if math.isfinite(number) else -1.0
-            )
+            if result[metric] is not None:  # None: a diverged model (and a failed gate)
+                metadata[f"{name}_{metric}"] = dg.MetadataValue.float(float(result[metric]))
     return dg.Output(value, metadata=metadata)
 
 

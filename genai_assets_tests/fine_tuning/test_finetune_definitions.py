@@ -1,0 +1,48 @@
+"""The fine-tuning part of the code location: graph, groups, kinds, gate, pool, jobs, resources."""
+
+import dagster as dg
+
+from genai_assets.definitions import defs
+from genai_assets.defs.resources import build_resources
+from genai_assets.resources.training_runner import TrainingRunnerResource
+
+EXPECTED_DEPS = {
+    "base_model": set(),
+    "training_dataset": {"base_model"},
+    "fine_tuned_model": {"base_model", "training_dataset"},
+    "eval_report": {"base_model", "training_dataset", "fine_tuned_model"},
+    "serving_config": {"eval_report"},
+}
+
+
+def test_fine_tuning_graph_is_pinned():
+    graph = defs().resolve_asset_graph()
+    keys = {
+        k.to_user_string()
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).group_name == "fine_tuning"
+    }
+    assert keys == set(EXPECTED_DEPS)
+    for name, parents in EXPECTED_DEPS.items():
+        node = graph.get(dg.AssetKey(name))
+        assert {p.to_user_string() for p in node.parent_keys} == parents, name
+        assert node.description
+    assert graph.get(dg.AssetKey("fine_tuned_model")).kinds == {"pytorch", "huggingface"}
+
+
+def test_promotion_gate_is_a_blocking_check_on_eval_report():
+    definitions = defs()
+    check_key = dg.AssetCheckKey(dg.AssetKey("eval_report"), "promotion_gate")
+    checks = definitions.resolve_asset_graph().asset_check_keys
+    assert check_key in checks
+    assert definitions.resolve_asset_graph().get(check_key).blocking
+
+
+def test_jobs_and_resources():
+    definitions = defs()
+    assert definitions.resolve_job_def("rollback_serving_config")
+    assert definitions.resolve_job_def("fine_tuning_job")
+    assert build_resources("local")["training_runner"].backend == "subprocess"
+    production = build_resources("production")["training_runner"]
+    assert isinstance(production, TrainingRunnerResource)
+    assert production.backend == "kubernetes"
