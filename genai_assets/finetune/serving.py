@@ -34,7 +34,7 @@ STATE = "serving_state.json"
 class GateThresholds:
     """What a candidate must reach to be promoted."""
 
-    max_perplexity: float = 1000.0
+    max_perplexity: float | None = None
     min_rouge_l: float = 0.0
     min_bleu: float = 0.0
     min_relative_improvement: float = 0.0
@@ -59,7 +59,8 @@ def decide_promotion(
 
     A perplexity of None means not finite (a diverged model).
 
-    Rules: the candidate's perplexity is finite and at most ``max_perplexity``;
+    Rules: the candidate's perplexity is finite and at most ``max_perplexity`` (when set:
+    perplexity depends on the tokenizer, so there is no sensible default);
     its ROUGE-L and BLEU reach their minimums; and its perplexity beats the
     champion's by at least ``min_relative_improvement`` (0.05 = 5 % lower;
     0 = not worse). Every rule is reported, passed or not.
@@ -80,10 +81,11 @@ def decide_promotion(
 
     ppl = candidate["perplexity"]
     rule(finite(ppl), f"candidate perplexity is finite ({show(ppl)})")
-    rule(
-        finite(ppl) and ppl <= thresholds.max_perplexity,
-        f"candidate perplexity {show(ppl)} <= max_perplexity {thresholds.max_perplexity}",
-    )
+    if thresholds.max_perplexity is not None:
+        rule(
+            finite(ppl) and ppl <= thresholds.max_perplexity,
+            f"candidate perplexity {show(ppl)} <= max_perplexity {thresholds.max_perplexity}",
+        )
     rule(
         candidate["rouge_l"] >= thresholds.min_rouge_l,
         f"candidate ROUGE-L {candidate['rouge_l']:.4f} >= min_rouge_l {thresholds.min_rouge_l}",

@@ -7,6 +7,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from transformers import AutoTokenizer
 
+from genai_assets import settings
 from genai_assets.finetune import dataset as ds
 from genai_assets.finetune.formatting import count_tokens, tokenize_conversation
 
@@ -176,3 +177,23 @@ def test_only_assistant_tokens_are_learned(tiny_model_dir):
     assert "How do I" not in text
     cut = tokenize_conversation(tokenizer, messages, max_length=5)
     assert cut.input_ids == example.input_ids[:5]
+
+
+SHIPPED_BAD = settings.PACKAGE_DATA / "training_bad" / "bad.jsonl"
+
+
+@pytest.mark.skipif(not SHIPPED_BAD.exists(), reason=f"{SHIPPED_BAD} not in this checkout yet")
+def test_shipped_bad_lines_are_quarantined_as_documented():
+    result = ds.validate(
+        ds.iter_local_lines(SHIPPED_BAD.parent), by_words, max_tokens=1000, eval_fraction=0.5
+    )
+    assert sorted(r["line"] for r in result.records) == [1, 2, 9, 10]
+    reasons = {q.line: q.reason.split(":")[0] for q in result.quarantined}
+    assert reasons == {
+        3: "malformed JSON",
+        4: "unknown format",
+        5: "unknown role",
+        6: "empty turn",
+        7: "exact duplicate",
+        8: "too long",
+    }

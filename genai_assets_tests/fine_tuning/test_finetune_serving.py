@@ -41,7 +41,7 @@ def metrics(ppl, rouge=0.3, bleu=10.0):
 def test_gate(candidate, champion, thresholds, passed, failed_rule):
     decision = decide_promotion(candidate, champion, thresholds)
     assert decision.passed is passed
-    assert len(decision.reasons) == 5
+    assert len(decision.reasons) == 4 + (thresholds.max_perplexity is not None)
     failed = [r for r in decision.reasons if r.startswith("FAILED")]
     if failed_rule is None:
         assert failed == []

@@ -287,8 +287,10 @@ class EvalReportConfig(dg.Config):
         default=32, description="Held-out conversations answered for ROUGE-L and BLEU."
     )
     max_new_tokens: int = Field(default=48, description="Generation length per answer.")
-    max_perplexity: float = Field(
-        default=1000.0, description="Gate: the candidate's held-out perplexity must not exceed."
+    max_perplexity: float | None = Field(
+        default=None,
+        description="Gate: the candidate's held-out perplexity must not exceed this; None: no "
+        "absolute limit (perplexity depends on the tokenizer; e.g. 20 for a real chat model).",
     )
     min_rouge_l: float = Field(default=0.0, description="Gate: minimum ROUGE-L F1 (0-1).")
     min_bleu: float = Field(default=0.0, description="Gate: minimum BLEU (0-100).")
