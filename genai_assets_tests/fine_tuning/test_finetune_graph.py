@@ -49,7 +49,12 @@ def home(tmp_path_factory):
 def materialize(home, training_data_dir, training=None, selection=None, eval_config=None):
     run_config = {
         "ops": {
-            "base_model": {"config": {"tokenizer_text_dirs": [str(training_data_dir)]}},
+            "base_model": {
+                "config": {
+                    "tokenizer_text_dirs": [str(training_data_dir)],
+                    "pretrain_text_dirs": [],
+                }
+            },
             "training_dataset": {
                 "config": {"source": str(training_data_dir), "min_valid_records": 40}
             },

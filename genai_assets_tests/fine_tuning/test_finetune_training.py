@@ -92,3 +92,15 @@ def test_text_metrics_reward_matching_answers():
     assert perfect["rouge_l"] == pytest.approx(1.0) and perfect["bleu"] == pytest.approx(100.0)
     wrong = evaluation.text_metrics(["Bananas are yellow.", "No."], references)
     assert wrong["rouge_l"] < 0.2 and wrong["bleu"] < 10
+
+
+def test_tiny_model_reads_the_corpus_before_it_is_saved(tmp_path, training_data_dir):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    text = "Skyline Vault keeps encrypted snapshots of every vault on port 8443.\n" * 150
+    (corpus / "overview.md").write_text(text)
+    folder = ensure_tiny_model([training_data_dir], tmp_path / "cache", pretrain_folders=[corpus])
+    info = json.loads((folder / "tiny_model.json").read_text())
+    assert info["pretrain_steps"] > 0 and info["pretrain_tokens"] >= 256
+    assert info["pretrain_final_loss"] < 3.0  # a repeated sentence is learned quickly
+    assert folder.name != ensure_tiny_model([training_data_dir], tmp_path / "cache").name

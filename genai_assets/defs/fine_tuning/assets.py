@@ -44,14 +44,20 @@ class BaseModelConfig(dg.Config):
         description=f"'{TINY_LOCAL}' only: folders whose text trains the tokenizer; empty means "
         "the shipped training data and the sample corpus.",
     )
+    pretrain_text_dirs: list[str] | None = Field(
+        default=None,
+        description=f"'{TINY_LOCAL}' only: documents the model reads a few times as a language "
+        "model before fine-tuning; None means the sample corpus, [] leaves it random.",
+    )
 
 
 @dg.asset(
     group_name=GROUP,
     kinds={"huggingface"},
     description="The model fine-tuning starts from. By default a tiny GPT-2-architecture "
-    "model built on this machine (random weights, tokenizer trained on local text): a "
-    "stand-in for a pretrained model, since nothing can be downloaded here.",
+    "model built on this machine (tokenizer trained on local text, a few epochs of "
+    "next-token training on the sample corpus): a stand-in for a pretrained model, since "
+    "nothing can be downloaded here.",
 )
 def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg.Output[dict]:
     """Build (or reuse) the tiny local model, or record the configured model id/folder."""
@@ -63,7 +69,12 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
         paths.DEFAULT_TRAINING_DATA_DIR,
         settings.SAMPLE_CORPUS_DIR,
     ]
-    folder = ensure_tiny_model(text_dirs, paths.base_models_dir())
+    pretrain_dirs = (
+        [settings.SAMPLE_CORPUS_DIR]
+        if config.pretrain_text_dirs is None
+        else [Path(d) for d in config.pretrain_text_dirs]
+    )
+    folder = ensure_tiny_model(text_dirs, paths.base_models_dir(), pretrain_folders=pretrain_dirs)
     info = json.loads((folder / "tiny_model.json").read_text())
     context.log.info(f"tiny base model at {folder}: {TINY_MODEL_LABEL}")
     value = {
@@ -78,6 +89,8 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
             "label": TINY_MODEL_LABEL,
             "parameters": dg.MetadataValue.int(info["parameters"]),
             "tokenizer_text_files": dg.MetadataValue.int(len(info["tokenizer_text_files"])),
+            "pretrain_tokens": dg.MetadataValue.int(info["pretrain_tokens"]),
+            "pretrain_steps": dg.MetadataValue.int(info["pretrain_steps"]),
         },
     )
 
