@@ -176,6 +176,8 @@ def test_better_candidate_is_promoted_and_rollback_restores_the_previous_config(
     assert result.success
     report = result.output_for_node("eval_report")
     assert report["champion"]["model"] == previous["model_dir"]
+    # Generated answers now overlap the references: the text metrics move too.
+    assert report["candidate"]["rouge_l"] > report["base"]["rouge_l"]
     promoted = serving.current_entry(paths.serving_dir())
     assert promoted["version"] > previous["version"]
     assert promoted["model_dir"] == result.output_for_node("fine_tuned_model")["path"]
