@@ -36,6 +36,8 @@ def test_promotion_gate_is_a_blocking_check_on_eval_report():
     checks = definitions.resolve_asset_graph().asset_check_keys
     assert check_key in checks
     assert definitions.resolve_asset_graph().get(check_key).blocking
+    contract = dg.AssetCheckKey(dg.AssetKey("training_dataset"), "quarantine_rate")
+    assert not definitions.resolve_asset_graph().get(contract).blocking
 
 
 def test_jobs_and_resources():

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 ALL_ASSETS = [
     assets.base_model,
     assets.training_dataset,
+    checks.quarantine_rate,
     assets.fine_tuned_model,
     assets.eval_report,
     checks.promotion_gate,
@@ -107,6 +108,7 @@ def test_first_run_promotes_the_candidate_with_its_manifest(first_run):
     assert report["champion_source"] == "base model (no serving config yet)"
     assert report["candidate"]["perplexity"] < report["base"]["perplexity"] * 0.99
     assert check_results(first_run)["promotion_gate"].passed
+    assert check_results(first_run)["quarantine_rate"].passed
 
     model = first_run.output_for_node("fine_tuned_model")
     assert Path(model["path"]).parent == paths.models_dir()

@@ -94,7 +94,9 @@ def test_text_metrics_reward_matching_answers():
     assert wrong["rouge_l"] < 0.2 and wrong["bleu"] < 10
 
 
-def test_tiny_model_reads_the_corpus_before_it_is_saved(tmp_path, training_data_dir):
+def test_tiny_model_reads_the_corpus_before_it_is_saved(
+    tmp_path, training_data_dir, tiny_model_dir
+):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     text = "Skyline Vault keeps encrypted snapshots of every vault on port 8443.\n" * 150
@@ -103,4 +105,4 @@ def test_tiny_model_reads_the_corpus_before_it_is_saved(tmp_path, training_data_
     info = json.loads((folder / "tiny_model.json").read_text())
     assert info["pretrain_steps"] > 0 and info["pretrain_tokens"] >= 256
     assert info["pretrain_final_loss"] < 3.0  # a repeated sentence is learned quickly
-    assert folder.name != ensure_tiny_model([training_data_dir], tmp_path / "cache").name
+    assert folder.name != tiny_model_dir.name  # the same build without reading the corpus

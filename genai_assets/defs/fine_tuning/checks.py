@@ -29,3 +29,24 @@ def promotion_gate(eval_report: dict) -> dg.AssetCheckResult:
             "champion_source": eval_report["champion_source"],
         },
     )
+
+
+@dg.asset_check(
+    asset="training_dataset",
+    description="Data contract: at most 20 % of the source lines are quarantined (a warning: "
+    "the valid records are still usable, but the source needs a look).",
+)
+def quarantine_rate(training_dataset: dict) -> dg.AssetCheckResult:
+    """Share of quarantined lines among all non-blank lines of the source."""
+    total = training_dataset["n_train"] + training_dataset["n_eval"]
+    total += training_dataset["n_quarantined"]
+    rate = training_dataset["n_quarantined"] / total if total else 1.0
+    return dg.AssetCheckResult(
+        passed=rate <= 0.2,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{rate:.1%} of {total} lines quarantined",
+        metadata={
+            "quarantine_rate": dg.MetadataValue.float(rate),
+            "reasons": dg.MetadataValue.json(training_dataset["quarantine_reasons"]),
+        },
+    )
