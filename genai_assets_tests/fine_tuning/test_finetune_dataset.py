@@ -197,3 +197,18 @@ def test_shipped_bad_lines_are_quarantined_as_documented():
         7: "exact duplicate",
         8: "too long",
     }
+
+
+SHIPPED_TRAINING = settings.PACKAGE_DATA / "training"
+
+
+@pytest.mark.skipif(
+    not SHIPPED_TRAINING.is_dir(), reason=f"{SHIPPED_TRAINING} not in this checkout yet"
+)
+def test_shipped_training_data_is_valid_in_both_formats():
+    lines = list(ds.iter_local_lines(SHIPPED_TRAINING))
+    result = ds.validate(lines, by_words, max_tokens=200, eval_fraction=0.2)
+    assert result.quarantined == []
+    assert len(result.records) >= 100 and len(result.eval) >= 10
+    formats = {"messages" in json.loads(line.text) for line in lines if line.text.strip()}
+    assert formats == {True, False}  # chat records and instruction records
