@@ -45,7 +45,7 @@ class SFTHyperparameters:
 
     method: Literal["lora", "full"] = "lora"
     merge_adapter: bool = True
-    learning_rate: float = 3e-3
+    learning_rate: float = 5e-3  # tuned for the tiny local model; ~2e-4 suits real LoRA runs
     num_epochs: float = 4.0
     max_steps: int = -1
     batch_size: int = 8
@@ -57,7 +57,7 @@ class SFTHyperparameters:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
-    lora_target_modules: tuple[str, ...] | None = None
+    lora_target_modules: tuple[str, ...] | None = ("all-linear",)
     seed: int = 42
     logging_steps: int = 5
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -186,6 +186,13 @@ def code_version() -> dict[str, str]:
     return version
 
 
+def _target_modules(names: tuple[str, ...] | None) -> list[str] | str | None:
+    """The target_modules for peft: None (its per-model default), 'all-linear', or names."""
+    if not names:
+        return None
+    return "all-linear" if tuple(names) == ("all-linear",) else list(names)
+
+
 def _finite_or_not_float(value: object) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
@@ -266,7 +273,7 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
             r=hp.lora_r,
             lora_alpha=hp.lora_alpha,
             lora_dropout=hp.lora_dropout,
-            target_modules=list(hp.lora_target_modules) if hp.lora_target_modules else None,
+            target_modules=_target_modules(hp.lora_target_modules),
         )
         model = get_peft_model(model, lora)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

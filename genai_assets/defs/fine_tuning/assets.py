@@ -200,7 +200,11 @@ class FineTuneConfig(dg.Config):
     merge_adapter: bool = Field(
         default=True, description="LoRA only: merge the adapter into the weights, or keep it."
     )
-    learning_rate: float = Field(default=3e-3, description="Peak learning rate.")
+    learning_rate: float = Field(
+        default=5e-3,
+        description="Peak learning rate (the default suits the tiny local model; about 2e-4 "
+        "suits LoRA on a real model).",
+    )
     num_epochs: float = Field(default=4.0, description="Passes over the training split.")
     max_steps: int = Field(default=-1, description="Stop after this many steps (-1: epochs).")
     batch_size: int = Field(default=8, description="Conversations per device and step.")
@@ -213,7 +217,9 @@ class FineTuneConfig(dg.Config):
     lora_alpha: int = Field(default=32, description="LoRA scaling alpha.")
     lora_dropout: float = Field(default=0.0, description="LoRA dropout.")
     lora_target_modules: list[str] | None = Field(
-        default=None, description="Modules given adapters; None uses peft's default per model."
+        default=["all-linear"],
+        description="Modules given adapters: ['all-linear'] (every linear layer), module names "
+        "such as [q_proj, v_proj], or None for peft's default for the architecture.",
     )
     seed: int = Field(default=42, description="Seed of initialisation, shuffling and dropout.")
     logging_steps: int = Field(default=5, description="Report the loss every N steps.")
