@@ -2,6 +2,8 @@
 
 import json
 
+import kubernetes
+import kubernetes_validate
 from dagster_k8s.job import (
     DagsterK8sJobConfig,
     UserDefinedDagsterK8sConfig,
@@ -19,6 +21,13 @@ TOLERATIONS = [
     {"key": "team", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
 ]
 NODE_SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}
+
+
+def validate(obj, kind):
+    """Schema-check a kubernetes client object, as the API server would."""
+    manifest = kubernetes.client.ApiClient().sanitize_for_serialization(obj)
+    manifest.update({"apiVersion": "batch/v1" if kind == "Job" else "v1", "kind": kind})
+    kubernetes_validate.validate(manifest, "1.30", strict=True)
 
 
 def configured_runner():
@@ -64,6 +73,7 @@ def test_pipes_pod_spec_carries_gpu_limits_node_selector_and_tolerations():
         for t in TOLERATIONS
     ]
     assert pod.spec.restart_policy == "Never"
+    validate(pod, "Pod")
 
 
 def test_k8s_executor_job_from_the_assets_op_tags_requests_the_gpu():
@@ -85,6 +95,7 @@ def test_k8s_executor_job_from_the_assets_op_tags_requests_the_gpu():
     assert spec.containers[0].resources.limits == {"nvidia.com/gpu": "1", "memory": "32Gi"}
     assert spec.node_selector == {"nvidia.com/gpu.present": "true"}
     assert [t.key for t in spec.tolerations] == ["nvidia.com/gpu"]
+    validate(job, "Job")
 
 
 def test_op_tags_follow_the_configured_settings():
