@@ -267,6 +267,12 @@ def fine_tuned_model(
         base_model_label=base_model["label"],
     )
     invocation = training_runner.run(context, extras={"job": job.to_dict()})
+    if not (output / MANIFEST).exists():
+        raise dg.Failure(
+            f"training finished but {output / MANIFEST} is not visible to this step; on "
+            "Kubernetes, mount the artifact volume at $FINE_TUNING_ROOT in the Dagster run pod "
+            "and in the training pod (training_runner.artifact_mount_path)"
+        )
     manifest = json.loads((output / MANIFEST).read_text())
     history = manifest["training_metrics"]["loss_history"]
     streamed = [m for m in invocation.get_custom_messages() if m.get("kind") == "loss"]
