@@ -43,7 +43,8 @@ def test_promotion_gate_is_a_blocking_check_on_eval_report():
 def test_jobs_and_resources():
     definitions = defs()
     assert definitions.resolve_job_def("rollback_serving_config")
-    assert definitions.resolve_job_def("fine_tuning_job")
+    graph_job = definitions.resolve_job_def("fine_tuning_job")
+    assert "eval_report_promotion_gate" in graph_job.graph.node_names()
     assert build_resources("local")["training_runner"].backend == "subprocess"
     production = build_resources("production")["training_runner"]
     assert isinstance(production, TrainingRunnerResource)
