@@ -29,6 +29,7 @@ def change_request(
     context: dg.SensorEvaluationContext,
     files: Iterable[tuple[str, str]],
     run_key_prefix: str,
+    trigger: str,
 ) -> dg.SensorResult | dg.SkipReason:
     """One run request for the files changed since the cursor, and the new cursor."""
     previous = changes.decode_cursor(context.cursor)
@@ -40,7 +41,7 @@ def change_request(
     request = dg.RunRequest(
         run_key=change.run_key(run_key_prefix),
         tags={
-            "genai_assets/trigger": context.sensor_name or run_key_prefix,
+            "genai_assets/trigger": trigger,
             "genai_assets/changes": change.summary(limit=3)[:250],
             "genai_assets/files_changed": str(change.count),
         },
@@ -69,7 +70,7 @@ def build_document_sources_sensor(minimum_interval_seconds: int) -> dg.SensorDef
             (entry.uri, changes.fingerprint(entry.size_bytes, entry.modified_at))
             for entry in document_sources.iter_entries()
         )
-        return change_request(context, files, "documents")
+        return change_request(context, files, "documents", "document_sources_sensor")
 
     return document_sources_sensor
 
@@ -110,7 +111,9 @@ def build_training_data_sensor(minimum_interval_seconds: int) -> dg.SensorDefini
         folder = ops_settings.training_data_dir()
         if not folder.is_dir():
             return dg.SkipReason(f"training data folder {folder} does not exist")
-        return change_request(context, training_files(folder), "training-data")
+        return change_request(
+            context, training_files(folder), "training-data", "training_data_sensor"
+        )
 
     return training_data_sensor
 
