@@ -22,6 +22,13 @@ from genai_assets.automation import settings as ops_settings
 from genai_assets.defs.automation.policies import REMEDIATION_TAG
 
 
+def root_error_message(error) -> str:
+    """The message of the innermost cause of a serialized error (the user's own exception)."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def run_failure_alert(context: dg.RunFailureSensorContext) -> alerts.Alert:
     """The alert for a failed run: its assets, failed steps and first error."""
     run = context.dagster_run
@@ -29,7 +36,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> alerts.Alert:
     errors = []
     for event in failures:
         data = event.step_failure_data
-        message = data.error.message.strip() if data and data.error else event.message
+        message = root_error_message(data.error) if data and data.error else event.message
         errors.append(f"{event.step_key}: {message}")
     summary = alerts.summarize_error("\n".join(errors) if errors else context.failure_event.message)
     assets = sorted(key.to_user_string() for key in run.asset_selection or [])
