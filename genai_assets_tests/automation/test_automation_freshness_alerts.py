@@ -86,9 +86,7 @@ def test_stale_index_is_announced_and_rebuilt(instance, code_location, http_serv
     stale = dg.evaluate_automation_conditions(
         defs=code_location, instance=instance, evaluation_time=later
     )
-    requested = {
-        result.key.to_user_string() for result in stale.results if result.true_subset.size
-    }
+    requested = {result.key.to_user_string() for result in stale.results if result.true_subset.size}
     assert requested == {"raw_documents", "document_embeddings"}
     again = dg.evaluate_automation_conditions(
         defs=code_location,
@@ -120,8 +118,7 @@ def failed_run_context(instance):
     result = dg.materialize([keystone_backed_index], instance=instance, raise_on_error=False)
     assert not result.success
     failure = next(
-        event
-        for event in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        event for event in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     ).dagster_event
     return result, dg.build_run_status_sensor_context(
         sensor_name="run_failure_alert_sensor",

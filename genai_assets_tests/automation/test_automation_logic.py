@@ -265,9 +265,11 @@ def test_classify_exceptions_of_httpx_and_openai():
     unauthorized = openai.AuthenticationError(
         "bad key", response=httpx.Response(401, request=request), body=None
     )
-    assert isinstance(retries.classify_exception("llm", unauthorized), retries.PermanentExternalError)
+    classified = retries.classify_exception("llm", unauthorized)
+    assert isinstance(classified, retries.PermanentExternalError)
     limited = openai.RateLimitError(
-        "slow down", response=httpx.Response(429, headers={"retry-after": "3"}, request=request),
+        "slow down",
+        response=httpx.Response(429, headers={"retry-after": "3"}, request=request),
         body=None,
     )
     classified = retries.classify_exception("llm", limited)

@@ -134,4 +134,3 @@ def test_materialization_on_the_postgres_instance(postgres_server, tmp_path, mon
             (result.run_id, "ASSET_MATERIALIZATION"),
         )
         assert cursor.fetchone() == (1,)
-

@@ -1,4 +1,4 @@
-"""Retries against a real local HTTP server: Retry-After honoured, backoff, permanent errors fail at once."""
+"""Retries against a real local HTTP server: Retry-After, backoff, permanent errors fail at once."""
 
 import dagster as dg
 import httpx

@@ -1,4 +1,4 @@
-"""File sensors and schedules through Dagster's test contexts, on real folders and real S3 (moto)."""
+"""File sensors and schedules through Dagster's test contexts, on real folders and S3 (moto)."""
 
 import os
 
@@ -116,9 +116,8 @@ def test_s3_prefix_changes_trigger_runs(monkeypatch, instance):
         s3.put_object(Bucket="corvid-docs", Key="skyvault/quotas.md", Body=b"# Quotas\n")
         changed, cursor = tick(sensor, instance, cursor, document_sources=sources)
         assert len(changed) == 1
-        assert "1 added (quotas.md), 1 changed (keystone.md)" == changed[0].tags[
-            "genai_assets/changes"
-        ]
+        summary = changed[0].tags["genai_assets/changes"]
+        assert summary == "1 added (quotas.md), 1 changed (keystone.md)"
     finally:
         server.stop()
 
@@ -175,7 +174,8 @@ def test_schedules_read_cron_and_timezone_at_load(monkeypatch, instance, code_lo
 def test_schedule_skips_a_group_without_assets(instance):
     schedule = {s.name: s for s in build_schedules()}["weekly_fine_tuning"]
     repo = dg.Definitions(jobs=[fine_tuning_job], schedules=[schedule]).get_repository_def()
-    result = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, repository_def=repo))
+    context = dg.build_schedule_context(instance=instance, repository_def=repo)
+    result = schedule.evaluate_tick(context)
     assert not result.run_requests
     assert "fine_tuning" in result.skip_message
 
