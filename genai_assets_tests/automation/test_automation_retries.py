@@ -10,6 +10,7 @@ from genai_assets.defs.automation.policies import (
     apply_operations_policy,
     external_call,
 )
+from genai_assets.defs.rag.assets import raw_documents
 
 
 class FetchConfig(dg.Config):
@@ -102,6 +103,8 @@ def test_policy_reaches_external_assets_only(code_location):
     assert embeddings.retry_policy.jitter == dg.Jitter.PLUS_MINUS
     assert embeddings.pool == QDRANT_POOL
     assert by_name["raw_documents"].pool is None
+    # raw_documents reads URL and S3 sources through the document_sources resource.
+    assert by_name["raw_documents"].retry_policy == embeddings.retry_policy
 
 
 def test_an_assets_own_retry_policy_and_pool_are_kept():
@@ -114,3 +117,28 @@ def test_an_assets_own_retry_policy_and_pool_are_kept():
     (mapped,) = apply_operations_policy(dg.Definitions(assets=[answers])).assets
     assert mapped.node_def.retry_policy is own
     assert mapped.node_def.pool == "llm_api"
+
+
+def test_a_busy_url_source_retries_raw_documents(instance, http_server, fast_retries, dagster_home):
+    """The real raw_documents asset: a URL source that is rate-limited is retried, not dropped."""
+    from genai_assets.resources.documents import DocumentSourcesResource
+
+    http_server.answer(
+        (429, {"Retry-After": "1"}, "busy"),
+        (200, {"Content-Type": "text/markdown"}, "# Quotas\n\nEach vault has a quota in GiB.\n"),
+    )
+    defs = apply_operations_policy(
+        dg.Definitions(
+            assets=[raw_documents],
+            resources={
+                "document_sources": DocumentSourcesResource(sources=[http_server.url + "/q.md"])
+            },
+        )
+    )
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    assert result.success
+    times = [request.at for request in http_server.received]
+    assert len(times) == 2 and times[1] - times[0] >= 1.0
+    assert result.output_for_node("raw_documents")[0]["title"] == "Quotas"

@@ -6,8 +6,9 @@
   in the same group are requested once (``freshness_failed().newly_true()``),
   evaluated by ``freshness_remediation_sensor``.
 * Retries: every step that calls an external service (kinds such as ``openai``,
-  ``s3``, ``qdrant``, ``http`` or the tag ``genai_assets/external``) gets the
-  shared retry policy, exponential backoff with jitter, unless it has its own.
+  ``s3``, ``qdrant``, ``http``, the tag ``genai_assets/external``, or a resource
+  such as ``llm``, ``qdrant``, ``document_sources``) gets the shared retry
+  policy, exponential backoff with jitter, unless it has its own.
 * Pools: steps that open Qdrant (local mode allows one process per path) run in
   the ``qdrant_local`` pool unless they name a pool.
 
@@ -31,6 +32,8 @@ from genai_assets.automation.retries import (
 
 FRESHNESS_ASSETS = ("document_embeddings", "rag_quality_metrics", "serving_config")
 EXTERNAL_KINDS = frozenset({"openai", "s3", "qdrant", "http", "api", "llm", "huggingface"})
+# Resources that reach services outside the step: a step that uses one is external.
+EXTERNAL_RESOURCE_KEYS = frozenset({"document_sources", "qdrant", "llm", "s3"})
 EXTERNAL_TAG = "genai_assets/external"
 REMEDIATION_TAG = "genai_assets/freshness_remediation"
 QDRANT_POOL = "qdrant_local"
@@ -174,7 +177,9 @@ def _specs(defs: dg.Definitions) -> Iterator[dg.AssetSpec]:
 
 
 def calls_external_service(assets_def: dg.AssetsDefinition) -> bool:
-    """Whether any asset of ``assets_def`` is marked as calling an external service."""
+    """Whether ``assets_def`` calls an external service: by kind, tag or resource used."""
+    if assets_def.required_resource_keys & EXTERNAL_RESOURCE_KEYS:
+        return True
     for spec in assets_def.specs:
         if spec.kinds & EXTERNAL_KINDS or spec.tags.get(EXTERNAL_TAG) == "true":
             return True

@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
+from genai_assets.defs.automation.policies import external_call
 from genai_assets.rag.chunking import Chunker
 from genai_assets.rag.documents import SkippedInput, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer
@@ -66,13 +67,15 @@ def raw_documents(
     written = 0
     sources = document_sources.resolved_sources(config.sources)
     try:
-        for item in document_sources.iter_documents(config.sources):
-            if isinstance(item, SkippedInput):
-                context.log.warning(f"skipped {item.uri}: {item.reason}")
-                skipped.append((item.uri, item.reason))
-                continue
-            written += store.put(item.content_hash, item.text)
-            rows.append(item.manifest_row())
+        # A busy URL or S3 source retries the step (honouring Retry-After).
+        with external_call("document sources"):
+            for item in document_sources.iter_documents(config.sources):
+                if isinstance(item, SkippedInput):
+                    context.log.warning(f"skipped {item.uri}: {item.reason}")
+                    skipped.append((item.uri, item.reason))
+                    continue
+                written += store.put(item.content_hash, item.text)
+                rows.append(item.manifest_row())
     except SourceNotFoundError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
     if not rows:
