@@ -6,7 +6,7 @@ import boto3
 import dagster as dg
 import pytest
 
-from genai_assets.defs.automation.jobs import fine_tuning_job
+from genai_assets.defs.automation.jobs import add_missing_domain_jobs, domain_job
 from genai_assets.defs.automation.schedules import build_schedules
 from genai_assets.defs.automation.sensors import (
     build_document_sources_sensor,
@@ -132,9 +132,13 @@ def test_training_data_sensor(tmp_path, monkeypatch, instance):
     monkeypatch.setenv("GENAI_ASSETS_TRAINING_DATA_DIR", str(tmp_path / "training"))
     sensor = build_training_data_sensor(minimum_interval_seconds=30)
     with_group = dg.Definitions(
-        assets=[training_dataset_test_double], jobs=[fine_tuning_job], sensors=[sensor]
+        assets=[training_dataset_test_double],
+        jobs=[domain_job("fine_tuning_job")],
+        sensors=[sensor],
     ).get_repository_def()
-    without_group = dg.Definitions(jobs=[fine_tuning_job], sensors=[sensor]).get_repository_def()
+    without_group = dg.Definitions(
+        jobs=[domain_job("fine_tuning_job")], sensors=[sensor]
+    ).get_repository_def()
 
     requests, cursor = tick(sensor, instance, None, with_group)
     assert requests == [] and cursor is None  # the folder does not exist yet
@@ -173,7 +177,9 @@ def test_schedules_read_cron_and_timezone_at_load(monkeypatch, instance, code_lo
 
 def test_schedule_skips_a_group_without_assets(instance):
     schedule = {s.name: s for s in build_schedules()}["weekly_fine_tuning"]
-    repo = dg.Definitions(jobs=[fine_tuning_job], schedules=[schedule]).get_repository_def()
+    repo = dg.Definitions(
+        jobs=[domain_job("fine_tuning_job")], schedules=[schedule]
+    ).get_repository_def()
     context = dg.build_schedule_context(instance=instance, repository_def=repo)
     result = schedule.evaluate_tick(context)
     assert not result.run_requests
@@ -199,3 +205,12 @@ def test_code_location_wiring(code_location):
         key.to_user_string() for key in rag_job.asset_layer.executable_asset_keys
     }
     assert os.environ.get("GENAI_ASSETS_ALERT_WEBHOOK_URL") is None
+
+
+def test_domain_jobs_defined_by_a_domain_are_kept():
+    own = dg.define_asset_job("fine_tuning_job", selection=dg.AssetSelection.groups("fine_tuning"))
+    defs = add_missing_domain_jobs(dg.Definitions(jobs=[own]))
+    jobs = {job.name: job for job in defs.jobs}
+    assert jobs["fine_tuning_job"] is own
+    assert set(jobs) == {"fine_tuning_job", "rag_refresh_job", "batch_inference_job"}
+    defs.get_repository_def()  # no duplicate definitions

@@ -31,7 +31,7 @@ from genai_assets.automation.retries import (
 )
 
 FRESHNESS_ASSETS = ("document_embeddings", "rag_quality_metrics", "serving_config")
-EXTERNAL_KINDS = frozenset({"openai", "s3", "qdrant", "http", "api", "llm", "huggingface"})
+EXTERNAL_KINDS = frozenset({"openai", "s3", "qdrant", "http", "api", "llm"})
 # Resources that reach services outside the step: a step that uses one is external.
 EXTERNAL_RESOURCE_KEYS = frozenset({"document_sources", "qdrant", "llm", "s3"})
 EXTERNAL_TAG = "genai_assets/external"

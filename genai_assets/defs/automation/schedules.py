@@ -8,30 +8,29 @@ definitions load (see ``genai_assets.automation.settings``):
 """
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from genai_assets.automation import settings as ops_settings
 from genai_assets.defs.automation.jobs import (
     FINE_TUNING_GROUP,
+    FINE_TUNING_JOB,
     RAG_GROUP,
-    fine_tuning_job,
+    RAG_REFRESH_JOB,
     group_asset_keys,
-    rag_refresh_job,
 )
 
 
 def group_schedule(
     name: str,
-    job: dg.JobDefinition | UnresolvedAssetJobDefinition,
+    job_name: str,
     group: str,
     when: ops_settings.ScheduleSettings,
     description: str,
 ) -> dg.ScheduleDefinition:
-    """A schedule of ``job`` that skips (with the reason) while ``group`` has no assets."""
+    """A schedule of ``job_name`` that skips (saying why) while ``group`` has no assets."""
 
     @dg.schedule(
         name=name,
-        job=job,
+        job_name=job_name,
         cron_schedule=when.cron,
         execution_timezone=when.timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -40,7 +39,7 @@ def group_schedule(
     def _schedule(context: dg.ScheduleEvaluationContext):
         if not group_asset_keys(context.repository_def, group):
             return dg.SkipReason(f"group {group!r} has no assets yet")
-        return dg.RunRequest(tags={"genai_assets/trigger": name})
+        return dg.RunRequest(tags={"genai_assets/trigger": name, "genai_assets/domain": group})
 
     return _schedule
 
@@ -50,14 +49,14 @@ def build_schedules() -> list[dg.ScheduleDefinition]:
     return [
         group_schedule(
             "nightly_rag_refresh",
-            rag_refresh_job,
+            RAG_REFRESH_JOB,
             RAG_GROUP,
             ops_settings.rag_refresh_schedule(),
             "Refresh the RAG index every night",
         ),
         group_schedule(
             "weekly_fine_tuning",
-            fine_tuning_job,
+            FINE_TUNING_JOB,
             FINE_TUNING_GROUP,
             ops_settings.fine_tuning_schedule(),
             "Fine-tune, evaluate and publish the serving config every week",

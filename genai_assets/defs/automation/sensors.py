@@ -17,10 +17,10 @@ from genai_assets.automation import changes
 from genai_assets.automation import settings as ops_settings
 from genai_assets.defs.automation.jobs import (
     FINE_TUNING_GROUP,
+    FINE_TUNING_JOB,
     RAG_GROUP,
-    fine_tuning_job,
+    RAG_REFRESH_JOB,
     group_asset_keys,
-    rag_refresh_job,
 )
 from genai_assets.resources.documents import DocumentSourcesResource
 
@@ -30,6 +30,7 @@ def change_request(
     files: Iterable[tuple[str, str]],
     run_key_prefix: str,
     trigger: str,
+    group: str,
 ) -> dg.SensorResult | dg.SkipReason:
     """One run request for the files changed since the cursor, and the new cursor."""
     previous = changes.decode_cursor(context.cursor)
@@ -42,6 +43,7 @@ def change_request(
         run_key=change.run_key(run_key_prefix),
         tags={
             "genai_assets/trigger": trigger,
+            "genai_assets/domain": group,
             "genai_assets/changes": change.summary(limit=3)[:250],
             "genai_assets/files_changed": str(change.count),
         },
@@ -54,7 +56,7 @@ def build_document_sources_sensor(minimum_interval_seconds: int) -> dg.SensorDef
 
     @dg.sensor(
         name="document_sources_sensor",
-        job=rag_refresh_job,
+        job_name=RAG_REFRESH_JOB,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Runs rag_refresh_job when a file under the document sources (local "
@@ -70,7 +72,7 @@ def build_document_sources_sensor(minimum_interval_seconds: int) -> dg.SensorDef
             (entry.uri, changes.fingerprint(entry.size_bytes, entry.modified_at))
             for entry in document_sources.iter_entries()
         )
-        return change_request(context, files, "documents", "document_sources_sensor")
+        return change_request(context, files, "documents", "document_sources_sensor", RAG_GROUP)
 
     return document_sources_sensor
 
@@ -95,7 +97,7 @@ def build_training_data_sensor(minimum_interval_seconds: int) -> dg.SensorDefini
 
     @dg.sensor(
         name="training_data_sensor",
-        job=fine_tuning_job,
+        job_name=FINE_TUNING_JOB,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Runs fine_tuning_job when a training data file (jsonl, json, csv, parquet) "
@@ -112,7 +114,11 @@ def build_training_data_sensor(minimum_interval_seconds: int) -> dg.SensorDefini
         if not folder.is_dir():
             return dg.SkipReason(f"training data folder {folder} does not exist")
         return change_request(
-            context, training_files(folder), "training-data", "training_data_sensor"
+            context,
+            training_files(folder),
+            "training-data",
+            "training_data_sensor",
+            FINE_TUNING_GROUP,
         )
 
     return training_data_sensor
