@@ -142,3 +142,18 @@ def test_a_busy_url_source_retries_raw_documents(instance, http_server, fast_ret
     times = [request.at for request in http_server.received]
     assert len(times) == 2 and times[1] - times[0] >= 1.0
     assert result.output_for_node("raw_documents")[0]["title"] == "Quotas"
+
+
+def test_an_asset_a_sensor_holds_as_an_object_is_left_alone():
+    @dg.asset(kinds={"openai"})
+    def summaries() -> dict:
+        return {}
+
+    @dg.sensor(target=[summaries])
+    def summaries_sensor(context):
+        return None
+
+    defs = apply_operations_policy(dg.Definitions(assets=[summaries], sensors=[summaries_sensor]))
+    defs.get_repository_def()  # loads: no second object with the same key
+    assert defs.assets == [summaries]
+    assert summaries.node_def.retry_policy is None

@@ -189,15 +189,16 @@ def test_schedule_skips_a_group_without_assets(instance):
 def test_code_location_wiring(code_location):
     repo = code_location.get_repository_def()
     assert {"rag_refresh_job", "fine_tuning_job", "batch_inference_job"} <= set(repo.job_names)
-    assert {
+    ours = {
         "document_sources_sensor",
         "training_data_sensor",
         "run_failure_alert_sensor",
         "freshness_alert_sensor",
         "freshness_remediation_sensor",
-    } <= {sensor.name for sensor in repo.sensor_defs}
-    for sensor in repo.sensor_defs:
-        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, sensor.name
+    }
+    assert ours <= {sensor.name for sensor in repo.sensor_defs}
+    for name in ours:
+        assert repo.get_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name
     for schedule in repo.schedule_defs:
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
     rag_job = repo.get_job("rag_refresh_job")

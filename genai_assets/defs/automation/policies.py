@@ -16,6 +16,7 @@ Assets call external services inside ``external_call(...)`` so that errors that
 can never succeed fail at once and a ``Retry-After`` is honoured.
 """
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -29,6 +30,8 @@ from genai_assets.automation.retries import (
     TransientExternalError,
     classify_exception,
 )
+
+logger = logging.getLogger(__name__)
 
 FRESHNESS_ASSETS = ("document_embeddings", "rag_quality_metrics", "serving_config")
 EXTERNAL_KINDS = frozenset({"openai", "s3", "qdrant", "http", "api", "llm"})
@@ -220,15 +223,44 @@ def _with_op_policy(
     return dg.AssetsDefinition.dagster_internal_init(**attributes)
 
 
+def _assets_targeted_as_objects(defs: dg.Definitions) -> dict[int, str]:
+    """Assets that a sensor or schedule holds as objects (``target=[asset]``) -> who holds them."""
+    pinned: dict[int, str] = {}
+    for instigator in [*(defs.sensors or []), *(defs.schedules or [])]:
+        targets = list(getattr(instigator, "targets", None) or [])
+        if getattr(instigator, "target", None) is not None and not targets:
+            targets = [instigator.target]
+        for target in targets:
+            for assets_def in getattr(target, "assets_defs", None) or []:
+                pinned[id(assets_def)] = f"{type(instigator).__name__} {instigator.name!r}"
+    return pinned
+
+
 def apply_operations_policy(defs: dg.Definitions) -> dg.Definitions:
     """Freshness, remediation, retries and pools for the whole code location."""
     add_policy = freshness_spec_mapper(defs)
     retry_policy = external_retry_policy()
-    assets = []
+    pinned = _assets_targeted_as_objects(defs)
+    # The same object may be listed twice (load_defs finds it in two modules): map it once.
+    mapped: dict[int, object] = {}
     for item in defs.assets or []:
-        if isinstance(item, dg.AssetsDefinition):
-            item = _with_op_policy(dg.map_asset_specs(add_policy, [item])[0], retry_policy)
+        if id(item) in mapped:
+            continue
+        if id(item) in pinned:
+            # A new object would clash with the one the instigator holds.
+            logger.warning(
+                f"{pinned[id(item)]} targets asset(s) "
+                f"{', '.join(key.to_user_string() for key in item.keys)} as an object, so the "
+                "operations policy (freshness, retries, pools) is not applied to them; target "
+                "them with dg.AssetSelection.assets(...) instead"
+            )
+            mapped[id(item)] = item
+        elif isinstance(item, dg.AssetsDefinition):
+            mapped[id(item)] = _with_op_policy(
+                dg.map_asset_specs(add_policy, [item])[0], retry_policy
+            )
         elif isinstance(item, dg.AssetSpec):
-            item = add_policy(item)
-        assets.append(item)
-    return replace(defs, assets=assets)
+            mapped[id(item)] = add_policy(item)
+        else:
+            mapped[id(item)] = item
+    return replace(defs, assets=list(mapped.values()))
