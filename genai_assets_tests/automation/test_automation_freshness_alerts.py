@@ -59,6 +59,16 @@ def test_policies_are_on_the_assets_that_exist(code_location):
     # The stale asset and its same-group ancestors carry the remediation condition.
     for key in (EMBEDDINGS, dg.AssetKey("raw_documents")):
         assert graph.get(key).automation_condition.get_label() == "freshness_remediation"
+    # The remediation sensor evaluates exactly the assets that carry the condition.
+    sensor = code_location.get_repository_def().get_sensor_def("freshness_remediation_sensor")
+    remediated = {
+        node.key
+        for node in graph.asset_nodes
+        if node.automation_condition is not None
+        and "freshness_remediation" in str(node.automation_condition.get_label())
+    }
+    assert sensor.asset_selection.resolve(graph) == remediated
+    assert {EMBEDDINGS, dg.AssetKey("raw_documents")} <= remediated
 
 
 def test_stale_index_is_announced_and_rebuilt(instance, code_location, http_server, monkeypatch):
