@@ -24,7 +24,7 @@ def fingerprint(
     triggers once when it first appears; the schedule refreshes it afterwards.
     """
     if etag:
-        return f"etag:{etag.strip(chr(34))}"
+        return "etag:" + etag.strip('"')
     if size_bytes is None and modified_at is None:
         return "unknown"
     return f"{size_bytes}:{modified_at}"
