@@ -200,3 +200,11 @@ def score_retrieval(
         }
         rows.append(row)
     return rows
+
+
+def collection_model(client: QdrantClient, collection: str) -> str | None:
+    """The embedding model recorded on the collection's points, or None when it is empty."""
+    points, _ = client.scroll(collection, limit=1, with_payload=["embedding_model"])
+    if not points:
+        return None
+    return (points[0].payload or {}).get("embedding_model")
