@@ -107,8 +107,7 @@ def build_pdf(title: str, pages: list[list[tuple[str, int, int, str]]]) -> bytes
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
     )
     font_bold = add(
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold "
-        b"/Encoding /WinAnsiEncoding >>"
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>"
     )
     page_tree = add(b"")
     page_numbers = []
@@ -121,9 +120,7 @@ def build_pdf(title: str, pages: list[list[tuple[str, int, int, str]]]) -> bytes
         footer = f"{title} - page {number} of {len(pages)}"
         commands.append(f"BT /F1 8 Tf {MARGIN} 40 Td ({escape_pdf_string(footer)}) Tj ET")
         stream = "\n".join(commands).encode("latin-1")
-        content = add(
-            b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"
-        )
+        content = add(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
         page_numbers.append(
             add(
                 (
@@ -135,8 +132,8 @@ def build_pdf(title: str, pages: list[list[tuple[str, int, int, str]]]) -> bytes
             )
         )
     kids = " ".join(f"{n} 0 R" for n in page_numbers)
-    objects[page_tree - 1] = (
-        f"<< /Type /Pages /Kids [{kids}] /Count {len(page_numbers)} >>".encode("latin-1")
+    objects[page_tree - 1] = f"<< /Type /Pages /Kids [{kids}] /Count {len(page_numbers)} >>".encode(
+        "latin-1"
     )
     objects[catalog - 1] = f"<< /Type /Catalog /Pages {page_tree} 0 R >>".encode("latin-1")
 
@@ -150,9 +147,11 @@ def build_pdf(title: str, pages: list[list[tuple[str, int, int, str]]]) -> bytes
     out += b"0000000000 65535 f \n"
     for offset in offsets:
         out += b"%010d 00000 n \n" % offset
-    out += (
-        b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-        % (len(objects) + 1, catalog, info, xref_offset)
+    out += b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        catalog,
+        info,
+        xref_offset,
     )
     return bytes(out)
 

@@ -79,7 +79,8 @@ def test_html_noise_is_not_visible_text():
 
 
 def test_boilerplate_is_repeated_verbatim():
-    holders = [p for p in corpus_files() if BOILERPLATE in document_text(str(p.relative_to(CORPUS)))]
+    texts = [document_text(str(p.relative_to(CORPUS))) for p in corpus_files()]
+    holders = [text for text in texts if BOILERPLATE in text]
     assert len(holders) >= 5
 
 
@@ -162,3 +163,89 @@ def test_bad_documents_are_bad_in_the_intended_way():
         pypdf.PdfReader(BAD / "broken.pdf")
     assert (BAD / "image.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "Skyline Vault" in (BAD / "ok.md").read_text(encoding="utf-8")
+
+
+ROLES = {"system", "user", "assistant"}
+
+
+def check_chat_record(record: dict) -> None:
+    messages = record["messages"]
+    assert [m["role"] for m in messages if m["role"] != "system"][-1] == "assistant"
+    for message in messages:
+        assert set(message) == {"role", "content"} and message["role"] in ROLES
+        assert isinstance(message["content"], str) and message["content"].strip()
+    assert sum(m["role"] == "system" for m in messages) <= 1
+    assert messages[0]["role"] in {"system", "user"}
+
+
+def test_chat_training_data():
+    path = DATA / "training" / "chat.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert 200 <= len(lines) <= 300 and len(set(lines)) == len(lines)
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        assert set(record) == {"messages"}
+        check_chat_record(record)
+        assistant = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
+        assert all(len(answer.split()) <= 60 for answer in assistant)
+    two_turn = [r for r in records if sum(m["role"] == "user" for m in r["messages"]) == 2]
+    assert 10 <= len(two_turn) < len(records) / 2
+
+
+def test_instruction_training_data():
+    path = DATA / "training" / "instructions.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert 200 <= len(lines) <= 300 and len(set(lines)) == len(lines)
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        assert set(record) == {"instruction", "input", "response"}
+        assert record["instruction"].strip() and record["response"].strip()
+        assert isinstance(record["input"], str)
+    assert sum(bool(r["input"]) for r in records) >= 20
+
+
+def test_training_data_agrees_with_the_fact_sheet():
+    text = (DATA / "training" / "chat.jsonl").read_text(encoding="utf-8")
+    text += (DATA / "training" / "instructions.jsonl").read_text(encoding="utf-8")
+    for fact in ("8443", "7443", "9443", "9464", "/etc/skyvault/vault.toml", "SV-4013"):
+        assert fact in text
+    for wrong in ("port 8080", "/etc/skyline", "vault.yaml", "180 days by default"):
+        assert wrong not in text
+
+
+def test_bad_training_file_has_each_kind_of_defect():
+    lines = (DATA / "training_bad" / "bad.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 10
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(lines[2])
+    records = {n: json.loads(line) for n, line in enumerate(lines, start=1) if n != 3}
+    assert "messages" not in records[4]
+    assert "wizard" in {m["role"] for m in records[5]["messages"]}
+    assert records[6]["messages"][-1] == {"role": "assistant", "content": ""}
+    assert lines[6] == lines[0]
+    assert len(records[8]["messages"][-1]["content"].split()) >= 5000
+    for n in (1, 2, 9, 10):
+        check_chat_record(records[n])
+    for n in (4, 5, 6):
+        with pytest.raises((KeyError, AssertionError)):
+            check_chat_record(records[n])
+
+
+def test_sample_prompts():
+    items = read_jsonl(DATA / "prompts" / "sample_prompts.jsonl")
+    assert len(items) == 40
+    assert [item["id"] for item in items] == [f"p{n:03d}" for n in range(1, 41)]
+    with_messages = 0
+    for item in items:
+        assert set(item) <= {"id", "prompt", "messages", "max_tokens", "temperature"}
+        assert ("prompt" in item) != ("messages" in item)
+        if "prompt" in item:
+            assert item["prompt"].strip()
+        else:
+            with_messages += 1
+            assert item["messages"][-1]["role"] == "user"
+            assert all(m["role"] in ROLES and m["content"].strip() for m in item["messages"])
+        assert isinstance(item.get("max_tokens", 1), int) and item.get("max_tokens", 1) > 0
+        assert 0 <= item.get("temperature", 0) <= 2
+    assert 5 <= with_messages < 20
+    assert sum("max_tokens" in item for item in items) >= 5
