@@ -141,7 +141,9 @@ class BlueGreenIndex:
             for version in self.versions()
             for event in version.events
         ]
-        return sorted(events, key=lambda e: e.get("at", ""))
+        # A swap writes two events with one timestamp: the new live one's comes first.
+        second = {"retired", "rolled_back"}
+        return sorted(events, key=lambda e: (e.get("at", ""), e.get("event") in second))
 
     def _swap(self, target: str, current: str | None) -> None:
         operations: list[Any] = []
