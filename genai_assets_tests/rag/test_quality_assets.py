@@ -49,8 +49,12 @@ def env(tmp_path_factory):
             yield {"home": home, "resources": resources, "instance": instance}
 
 
-def materialize(env, selection=None, embeddings=None, metrics=None, resources=None):
+def materialize(
+    env, selection=None, embeddings=None, metrics=None, resources=None, gate_config=None
+):
     ops = {}
+    if gate_config:
+        ops["rag_quality_metrics_rag_quality_gate"] = {"config": gate_config}
     if embeddings:
         ops["document_embeddings"] = {"config": embeddings}
     if metrics:
@@ -341,6 +345,7 @@ def test_llm_judged_metrics_with_a_judge_double(env, first_run, tmp_path):
             selection=[quality.rag_quality_metrics],
             metrics={"golden_set_path": str(golden), "compare_with_serving": False, "top_k": 3},
             resources={"llm": llm},
+            gate_config={"extra_minimums": {"faithfulness": 0.625}},
         )
     metadata = materialized(result)["rag_quality_metrics"]
     assert metadata["llm_model"].value == "judge-double"
@@ -349,6 +354,11 @@ def test_llm_judged_metrics_with_a_judge_double(env, first_run, tmp_path):
     assert metadata["answer_relevancy"].value == pytest.approx(1.0, abs=1e-5)
     assert metadata["context_precision"].value == pytest.approx(1.0, abs=1e-6)
     assert "llm_metrics" not in metadata
+    # a threshold on an LLM-judged metric, set in the check's run config
+    evaluation = gate(result)
+    assert not evaluation.passed
+    assert "faithfulness = 0.500 is below the minimum 0.625 by 0.125" in evaluation.description
+    assert evaluation.metadata["shortfall_faithfulness"].value == 0.125
     rows = result.output_for_node("rag_quality_metrics")
     assert [row["answer"] for row in rows] == [
         "Answer to: " + json.loads(line)["question"] for line in lines
