@@ -14,6 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
+import openai
 import pytest
 
 from genai_assets import settings
@@ -21,6 +22,8 @@ from genai_assets.defs.rag import assets, quality
 from genai_assets.defs.resources import build_resources
 from genai_assets.rag import rollback
 from genai_assets.rag.blue_green import BlueGreenIndex
+from genai_assets.rag.embedder import PACKAGED_MODEL, resolve_model_path
+from genai_assets.rag.ragas_metrics import RagasSample, llm_judgements
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 
@@ -256,7 +259,8 @@ class JudgeDouble:
         "ContextPrecisionOutput",
     )
 
-    def __init__(self):
+    def __init__(self, fail_on: str | None = None):
+        self.fail_on = fail_on  # questions containing this get HTTP 500 for their answer
         self.calls: dict[str, int] = {}
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -308,6 +312,9 @@ class JudgeDouble:
             def do_POST(self):
                 assert self.path == "/v1/chat/completions", self.path
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if double.fail_on and double.fail_on in body["messages"][-1]["content"]:
+                    self.send_error(500, "test double: induced failure")
+                    return
                 content = double.reply(body["messages"])
                 payload = json.dumps(
                     {
@@ -373,3 +380,21 @@ def test_llm_judged_metrics_with_a_judge_double(env, first_run, tmp_path):
         "AnswerRelevanceOutput": 12,
         "ContextPrecisionOutput": 12,
     }
+
+
+def test_llm_failures_are_recorded_per_question_and_fatal_when_all_fail():
+    samples = [
+        RagasSample("Which port?", ["The port is 8443."], ["The port is 8443."], None, "8443"),
+        RagasSample("FAIL this one?", ["Text."], [], None, None),
+    ]
+    model_path = resolve_model_path(PACKAGED_MODEL)
+    with JudgeDouble(fail_on="FAIL") as double:
+        client = openai.AsyncOpenAI(base_url=double.base_url, api_key="x", max_retries=0)
+        ok, failed = llm_judgements(samples, client, "judge-double", model_path)
+        assert ok.error is None
+        assert ok.faithfulness == 0.5
+        assert failed.answer is None
+        assert failed.faithfulness is None
+        assert failed.error.startswith("InternalServerError")
+        with pytest.raises(RuntimeError, match="failed for all 1 questions; first error: Internal"):
+            llm_judgements(samples[1:], client, "judge-double", model_path)

@@ -199,10 +199,27 @@ def rag_quality_metrics(
 class QualityGateConfig(dg.Config):
     """Thresholds of the quality gate, on mean scores over the golden set."""
 
-    min_hit_rate_at_k: float = Field(default=DEFAULT_MINIMUMS["hit_rate_at_k"], ge=0, le=1)
-    min_recall_at_k: float = Field(default=DEFAULT_MINIMUMS["recall_at_k"], ge=0, le=1)
-    min_mrr: float = Field(default=DEFAULT_MINIMUMS["mrr"], ge=0, le=1)
-    min_ndcg_at_k: float = Field(default=DEFAULT_MINIMUMS["ndcg_at_k"], ge=0, le=1)
+    min_hit_rate_at_k: float = Field(
+        default=DEFAULT_MINIMUMS["hit_rate_at_k"],
+        ge=0,
+        le=1,
+        description="Least share of questions with a relevant chunk in the top k.",
+    )
+    min_recall_at_k: float = Field(
+        default=DEFAULT_MINIMUMS["recall_at_k"],
+        ge=0,
+        le=1,
+        description="Least mean share of relevant documents found in the top k.",
+    )
+    min_mrr: float = Field(
+        default=DEFAULT_MINIMUMS["mrr"],
+        ge=0,
+        le=1,
+        description="Least mean reciprocal rank of the first relevant chunk.",
+    )
+    min_ndcg_at_k: float = Field(
+        default=DEFAULT_MINIMUMS["ndcg_at_k"], ge=0, le=1, description="Least mean nDCG@k."
+    )
     extra_minimums: dict[str, float] = Field(
         default_factory=dict,
         description="Minimums for other metrics, e.g. {'faithfulness': 0.8}; a metric with a "
