@@ -98,6 +98,8 @@ def test_incremental_ingestion_lifecycle(dagster_home, tmp_path):
     second, _ = materialize(corpus)
     assert second["documents_unchanged"] == 6
     assert second["chunks_embedded"] == 0 and second["model_loaded"] is False
+    assert second["index_opened"] is False  # the clean-sync summary matched
+    assert second["points"] == first["points"]
     assert collection_points(dagster_home, value["collection"]).keys() == points.keys()
 
     # Edit one document's last section: only its changed chunks are embedded.
@@ -205,12 +207,8 @@ def test_run_killed_mid_upsert_is_repaired_to_the_exact_collection(
 ):
     corpus = tmp_path / "corpus"
     write_corpus(corpus)
-    # First ingest, then edit every document so the killed run has old points to replace
-    # and several batches of new ones to write.
-    materialize(corpus, batch_chunks=4)
-    for path in corpus.glob("doc*.md"):
-        path.write_text(path.read_text().replace("keeps encrypted", "keeps sealed"))
-    # Reference: a clean run on the edited corpus in another home.
+    originals = {path: path.read_text() for path in corpus.glob("doc*.md")}
+    # Reference: a clean run of the corpus in another home.
     reference_home = tmp_path / "reference_home"
     reference_home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(reference_home))
@@ -218,18 +216,24 @@ def test_run_killed_mid_upsert_is_repaired_to_the_exact_collection(
     expected = collection_points(reference_home, reference["collection"])
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
 
+    # Ingest, then edit every document so the killed run has old points to replace and
+    # several batches of new ones to write.
+    materialize(corpus, batch_chunks=4)
+    for path, text in originals.items():
+        path.write_text(text.replace("keeps encrypted", "keeps sealed"))
     script = KILLER.format(test_dir=os.path.dirname(__file__), corpus=str(corpus))
     killed = subprocess.run([sys.executable, "-c", script], env=dict(os.environ), timeout=300)
     assert killed.returncode == -signal.SIGKILL
     partial = collection_points(dagster_home, reference["collection"])
-    assert partial.keys() != expected.keys()  # the kill left old and new points mixed
-    assert partial.keys() & expected.keys() - {
-        pid
-        for pid, (p, _) in partial.items()
-        if p["source"].endswith("legal-a.md") or p["source"].endswith("legal-b.md")
-    }
+    assert partial.keys() - expected.keys()  # new points of the edit were written
+    assert expected.keys() & partial.keys()  # and old ones not yet deleted
 
+    # Revert the edit: the documents are again exactly what the last clean run saw, so
+    # only the index itself can tell that the killed run left it half changed.
+    for path, text in originals.items():
+        path.write_text(text)
     repaired, value = materialize(corpus, batch_chunks=4)
+    assert repaired["index_opened"] is True
     actual = collection_points(dagster_home, value["collection"])
     assert actual.keys() == expected.keys()
     for pid, (payload, vector) in expected.items():
