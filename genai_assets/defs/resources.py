@@ -8,9 +8,59 @@ definitions load, in ``genai_assets.settings.environment``; secrets are
 import os
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from genai_assets import settings
+from genai_assets.io_managers import LocalFormatIOManager, S3FormatIOManager
 from genai_assets.resources.openai_api import OpenAICompatibleResource
+
+S3_BUCKET_VARIABLE = "GENAI_ASSETS_S3_BUCKET"
+
+
+def _optional_secret(name: str) -> dg.EnvVar | None:
+    # An unset EnvVar fails at launch, so bind it only when the variable exists.
+    return dg.EnvVar(name) if name in os.environ else None
+
+
+def storage_resources(environment: str) -> dict[str, object]:
+    """The ``io_manager`` (and in production the ``s3`` resource) for ``environment``.
+
+    Local: files under ``$DAGSTER_HOME/storage/assets``. Production: objects in
+    S3 (or an S3-compatible store): ``GENAI_ASSETS_S3_BUCKET`` is required;
+    ``GENAI_ASSETS_S3_PREFIX``, ``GENAI_ASSETS_S3_ENDPOINT_URL``, ``AWS_REGION``
+    and ``GENAI_ASSETS_S3_CREATE_BUCKET`` are optional. Credentials come from
+    ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (``dg.EnvVar``) when set,
+    else from boto3's default chain (e.g. the pod's IAM role).
+    """
+    if environment != "production":
+        return {"io_manager": LocalFormatIOManager()}
+    bucket = dg.EnvVar(S3_BUCKET_VARIABLE).get_value()
+    if not bucket:
+        raise ValueError(
+            f"{settings.ENVIRONMENT_VARIABLE}=production stores asset values in S3 and needs"
+            f" {S3_BUCKET_VARIABLE} (the bucket name); set it, or run with"
+            f" {settings.ENVIRONMENT_VARIABLE}=local"
+        )
+    s3 = S3Resource(
+        endpoint_url=dg.EnvVar("GENAI_ASSETS_S3_ENDPOINT_URL").get_value() or None,
+        region_name=(
+            dg.EnvVar("AWS_REGION").get_value() or dg.EnvVar("AWS_DEFAULT_REGION").get_value()
+        )
+        or None,
+        aws_access_key_id=_optional_secret("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=_optional_secret("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=_optional_secret("AWS_SESSION_TOKEN"),
+    )
+    create_bucket = dg.EnvVar("GENAI_ASSETS_S3_CREATE_BUCKET").get_value() or "false"
+    return {
+        "s3": s3,
+        "io_manager": S3FormatIOManager(
+            s3=s3,
+            bucket=bucket,
+            prefix=dg.EnvVar("GENAI_ASSETS_S3_PREFIX").get_value() or "genai_assets",
+            create_bucket=create_bucket.strip().lower() in ("1", "true", "yes"),
+        ),
+    }
 
 
 def build_resources(environment: str) -> dict[str, object]:
@@ -23,6 +73,7 @@ def build_resources(environment: str) -> dict[str, object]:
             api_key=dg.EnvVar("OPENAI_API_KEY") if "OPENAI_API_KEY" in os.environ else None,
         ),
     }
+    resources.update(storage_resources(environment))
     return resources
 
 
