@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import dagster as dg
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -69,3 +70,12 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, dagster_home: Path
     )
     client.create_bucket(Bucket=bucket)
     return S3Env(endpoint=s3_endpoint, bucket=bucket, secret_access_key=secret, client=client)
+
+
+@pytest.fixture
+def instance(dagster_home: Path) -> dg.DagsterInstance:
+    """An in-memory instance (runs and event log), several times faster than SQLite.
+
+    $DAGSTER_HOME stays ``dagster_home``, so storage_root() points into the test's folder.
+    """
+    return dg.DagsterInstance.ephemeral()
