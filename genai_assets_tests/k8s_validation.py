@@ -56,10 +56,10 @@ def validate_k8s_object(obj: Any, version: str = K8S_VERSION) -> dict[str, Any]:
     try:
         kubernetes_validate.validate(data, version, strict=True)
     except kubernetes_validate.ValidationError as error:
-        path = "/".join(str(p) for p in error.caught.absolute_path) or "<root>"
+        path = "/".join(str(p) for p in error.absolute_path) or "<root>"
         raise AssertionError(
             f"{data.get('kind')} {data.get('metadata', {}).get('name')!r} does not validate"
-            f" against Kubernetes {version}: at {path}: {error.caught.message}"
+            f" against Kubernetes {version}: at {path}: {error.message}"
         ) from error
     return data
 
