@@ -23,24 +23,20 @@ def _optional_secret(name: str) -> dg.EnvVar | None:
 
 
 def storage_resources(environment: str) -> dict[str, object]:
-    """The ``io_manager`` (and in production the ``s3`` resource) for ``environment``.
+    """The ``s3`` resource and the ``io_manager`` for ``environment``.
 
-    Local: files under ``$DAGSTER_HOME/storage/assets``. Production: objects in
-    S3 (or an S3-compatible store): ``GENAI_ASSETS_S3_BUCKET`` is required;
-    ``GENAI_ASSETS_S3_PREFIX``, ``GENAI_ASSETS_S3_ENDPOINT_URL``, ``AWS_REGION``
-    and ``GENAI_ASSETS_S3_CREATE_BUCKET`` are optional. Credentials come from
+    ``s3`` (dagster-aws ``S3Resource``) is bound in both environments, for assets
+    that read S3 sources: ``GENAI_ASSETS_S3_ENDPOINT_URL`` (S3-compatible
+    stores) and ``AWS_REGION`` configure it; credentials are
     ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (``dg.EnvVar``) when set,
-    else from boto3's default chain (e.g. the pod's IAM role).
+    else boto3's default chain (e.g. the pod's IAM role).
+
+    The ``io_manager`` stores asset values as files under
+    ``$DAGSTER_HOME/storage/assets`` locally, and in production as objects in
+    the bucket ``GENAI_ASSETS_S3_BUCKET`` (required) under
+    ``GENAI_ASSETS_S3_PREFIX``; ``GENAI_ASSETS_S3_CREATE_BUCKET=true`` creates a
+    missing bucket instead of failing.
     """
-    if environment != "production":
-        return {"io_manager": LocalFormatIOManager()}
-    bucket = dg.EnvVar(S3_BUCKET_VARIABLE).get_value()
-    if not bucket:
-        raise ValueError(
-            f"{settings.ENVIRONMENT_VARIABLE}=production stores asset values in S3 and needs"
-            f" {S3_BUCKET_VARIABLE} (the bucket name); set it, or run with"
-            f" {settings.ENVIRONMENT_VARIABLE}=local"
-        )
     s3 = S3Resource(
         endpoint_url=dg.EnvVar("GENAI_ASSETS_S3_ENDPOINT_URL").get_value() or None,
         region_name=(
@@ -51,6 +47,15 @@ def storage_resources(environment: str) -> dict[str, object]:
         aws_secret_access_key=_optional_secret("AWS_SECRET_ACCESS_KEY"),
         aws_session_token=_optional_secret("AWS_SESSION_TOKEN"),
     )
+    if environment != "production":
+        return {"s3": s3, "io_manager": LocalFormatIOManager()}
+    bucket = dg.EnvVar(S3_BUCKET_VARIABLE).get_value()
+    if not bucket:
+        raise ValueError(
+            f"{settings.ENVIRONMENT_VARIABLE}=production stores asset values in S3 and needs"
+            f" {S3_BUCKET_VARIABLE} (the bucket name); set it, or run with"
+            f" {settings.ENVIRONMENT_VARIABLE}=local"
+        )
     create_bucket = dg.EnvVar("GENAI_ASSETS_S3_CREATE_BUCKET").get_value() or "false"
     return {
         "s3": s3,

@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from dagster_aws.s3 import S3Resource
 
 from genai_assets.defs.resources import storage_resources
 from genai_assets.io_managers import LocalFormatIOManager, S3FormatIOManager, formats
@@ -119,9 +120,10 @@ def test_keys_cannot_escape_the_store(tmp_path: Path, key: str) -> None:
         LocalObjectStore(tmp_path).write_bytes(key, b"")
 
 
-def test_local_environment_stores_files(monkeypatch) -> None:
-    assert isinstance(storage_resources("local")["io_manager"], LocalFormatIOManager)
-    assert "s3" not in storage_resources("local")
+def test_local_environment_stores_files_and_still_offers_s3() -> None:
+    resources = storage_resources("local")
+    assert isinstance(resources["io_manager"], LocalFormatIOManager)
+    assert isinstance(resources["s3"], S3Resource)  # for assets that read S3 sources
 
 
 def test_production_requires_a_bucket(monkeypatch) -> None:
