@@ -35,7 +35,8 @@ Context = dg.InputContext | dg.OutputContext
 def _describe(context: Context) -> str:
     if context.has_asset_key:
         return f"asset {context.asset_key.to_user_string()}"
-    return f"output {context.name!r} of step {context.step_key!r}"
+    output = context.upstream_output if isinstance(context, dg.InputContext) else context
+    return f"output {output.name!r} of step {output.step_key!r}"
 
 
 def _partition_part(partition_key: str) -> str | dict[str, str]:

@@ -332,3 +332,60 @@ def test_s3_folders_download_once_into_the_cache(
         .read()
         == b'{"r": 8}'
     )
+
+
+def test_op_outputs_outside_assets_round_trip(backend: Backend) -> None:
+    @dg.op
+    def list_vaults() -> list:
+        return [{"vault": "primary"}, {"vault": "secondary"}]
+
+    @dg.op
+    def count_vaults(vaults: list) -> dict:
+        return {"vaults": len(vaults)}
+
+    @dg.job(resource_defs={"io_manager": backend.io_manager})
+    def vault_report():
+        count_vaults(list_vaults())
+
+    result = vault_report.execute_in_process()
+    assert result.output_for_node("count_vaults") == {"vaults": 2}
+    run_keys = [
+        key for key in backend.list_all() if key.startswith(f"_op_outputs/{result.run_id}/")
+    ]
+    assert sorted(key.rsplit("/", 2)[1] for key in run_keys) == ["count_vaults", "list_vaults"]
+
+
+def test_multi_dimensional_partitions(backend: Backend, instance: dg.DagsterInstance) -> None:
+    partitions = dg.MultiPartitionsDefinition(
+        {
+            "site": dg.StaticPartitionsDefinition(["primary", "secondary"]),
+            "policy": dg.StaticPartitionsDefinition(["daily"]),
+        }
+    )
+
+    @dg.asset(partitions_def=partitions)
+    def retention_report(context: dg.AssetExecutionContext) -> dict:
+        return {"site": context.partition_key.keys_by_dimension["site"]}
+
+    @dg.asset
+    def retention_summary(retention_report: dict) -> dict:
+        return {key: value["site"] for key, value in retention_report.items()}
+
+    resources = {"io_manager": backend.io_manager}
+    for site in ("primary", "secondary"):
+        key = dg.MultiPartitionKey({"site": site, "policy": "daily"})
+        dg.materialize(
+            [retention_report], partition_key=key, resources=resources, instance=instance
+        )
+    assert "retention_report/policy=daily/site=primary.json" in backend.list_all()
+    result = dg.materialize(
+        [retention_report, retention_summary],
+        selection=[retention_summary],
+        resources=resources,
+        instance=instance,
+    )
+    uri = result.asset_materializations_for_node("retention_summary")[0].metadata["storage/uri"]
+    assert json.loads(backend.read(uri.value)) == {
+        "daily|primary": "primary",
+        "daily|secondary": "secondary",
+    }
