@@ -7,6 +7,9 @@ unknown fields are errors). Point it at any object: a kubernetes client model
     validate_k8s_object(job)                                   # has apiVersion + kind
     validate_k8s_fragment(pod_spec, "io.k8s.api.core.v1.PodSpec")
     validate_k8s_fragment(op_tags_container, "io.k8s.api.core.v1.Container")
+
+Dicts in dagster-k8s's snake_case form (``base_pod_spec`` of PipesK8sClient,
+``pod_spec_config`` of op tags) go through :func:`from_dagster_k8s_dict` first.
 """
 
 import functools
@@ -30,6 +33,17 @@ def to_k8s_dict(obj: Any) -> dict[str, Any]:
         return obj
     # to_dict() would give snake_case attribute names; this gives the wire format.
     return kubernetes.client.ApiClient().sanitize_for_serialization(obj)
+
+
+def from_dagster_k8s_dict(model_class: type, data: dict[str, Any]) -> dict[str, Any]:
+    """A dict in dagster-k8s's accepted form (snake_case or camelCase) as camelCase.
+
+    Builds the kubernetes model the way dagster-k8s does (unknown keys fail here
+    already), e.g. ``from_dagster_k8s_dict(kubernetes.client.V1PodSpec, base_pod_spec)``.
+    """
+    from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
+
+    return to_k8s_dict(k8s_model_from_dict(model_class, k8s_snake_case_dict(model_class, data)))
 
 
 @functools.cache

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import dagster as dg
+import kubernetes
 import pytest
 import yaml
 from dagster_k8s.job import (
@@ -19,7 +20,11 @@ from dagster_k8s.job import (
 )
 
 from genai_assets import deployment, settings
-from genai_assets_tests.k8s_validation import validate_k8s_fragment, validate_k8s_object
+from genai_assets_tests.k8s_validation import (
+    from_dagster_k8s_dict,
+    validate_k8s_fragment,
+    validate_k8s_object,
+)
 
 VALUES = yaml.safe_load((settings.PROJECT_ROOT / "helm" / "values.yaml").read_text())
 (USER_DEPLOYMENT,) = VALUES["dagster-user-deployments"]["deployments"]
@@ -153,3 +158,24 @@ def test_bad_gpu_settings_are_clear_errors(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError, match=f"{variable}.*{message}|{variable} {message}"):
         deployment.gpu_node_selector() if "SELECTOR" in variable else deployment.gpu_tolerations()
+
+
+def test_snake_case_pod_specs_are_validated_in_kubernetes_form(helm_gpu_env) -> None:
+    # The form a Pipes base_pod_spec or op tag pod_spec_config is written in.
+    base_pod_spec = {
+        "node_selector": deployment.gpu_node_selector(),
+        "tolerations": deployment.gpu_tolerations(),
+        "containers": [
+            {
+                "name": "train",
+                "image": deployment.gpu_image(),
+                "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                "env_from": [{"secret_ref": {"name": "genai-assets-s3"}}],
+            }
+        ],
+        "restart_policy": "Never",
+    }
+    pod_spec = from_dagster_k8s_dict(kubernetes.client.V1PodSpec, base_pod_spec)
+    validate_k8s_fragment(pod_spec, "io.k8s.api.core.v1.PodSpec")
+    assert pod_spec["containers"][0]["envFrom"] == [{"secretRef": {"name": "genai-assets-s3"}}]
+    assert pod_spec["nodeSelector"] == deployment.gpu_node_selector()
