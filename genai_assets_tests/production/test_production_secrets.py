@@ -1,20 +1,23 @@
 """A secret set through the environment never appears in run logs or metadata.
 
-The S3 secret key reaches the run through ``dg.EnvVar`` (bound by
-storage_resources("production")); the test proves it was resolved inside the
-run, then searches everything the instance recorded: every event of every run
-(logs, materialization metadata, errors), the run records and their job and
-execution-plan snapshots.
+The S3 secret key and the OpenAI API key reach the run through ``dg.EnvVar``
+(bound by build_resources("production")); the test proves they were resolved
+inside the run, then searches everything the instance recorded: every event of
+every run (logs, materialization metadata, errors), the run records and their
+job and execution-plan snapshots.
 """
 
+import json
 import os
+import uuid
 from pathlib import Path
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from genai_assets.defs.resources import storage_resources
+from genai_assets.defs.resources import build_resources, storage_resources
 from genai_assets.io_managers import S3FormatIOManager
+from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets_tests.production.sample_graph import build_sample_assets
 
 
@@ -38,16 +41,23 @@ def _leaks(instance: dg.DagsterInstance, secret: str) -> list[str]:
     return [where for where, text in _recorded_texts(instance).items() if secret in text]
 
 
-def test_s3_secret_never_appears_in_logs_or_metadata(s3_env, instance, tmp_path: Path) -> None:
-    resources = storage_resources("production")
-    # Bound as a reference to the variable, not as its value.
+def test_secrets_never_appear_in_logs_or_metadata(
+    s3_env, instance, tmp_path: Path, monkeypatch
+) -> None:
+    openai_key = f"sk-fake-{uuid.uuid4().hex}"
+    monkeypatch.setenv("OPENAI_API_KEY", openai_key)
+    resources = build_resources("production")
+    # Bound as references to the variables, not as their values.
     assert isinstance(resources["s3"].aws_secret_access_key, dg.EnvVar)
+    assert isinstance(resources["llm"].api_key, dg.EnvVar)
 
     @dg.asset
-    def credentials_in_use(s3: S3Resource) -> dict:
-        # Inside the run the EnvVar resolves to the secret: it really flows through.
-        resolved = s3.aws_secret_access_key == os.environ["AWS_SECRET_ACCESS_KEY"]
-        return {"secret_resolved_in_run": resolved}
+    def credentials_in_use(s3: S3Resource, llm: OpenAICompatibleResource) -> dict:
+        # Inside the run the EnvVars resolve to the secrets: they really flow through.
+        return {
+            "s3_secret_resolved": s3.aws_secret_access_key == os.environ["AWS_SECRET_ACCESS_KEY"],
+            "api_key_resolved": llm.api_key == os.environ["OPENAI_API_KEY"],
+        }
 
     # Every storage format, in one run (the unpartitioned part of the sample graph).
     sample = [
@@ -61,7 +71,10 @@ def test_s3_secret_never_appears_in_logs_or_metadata(s3_env, instance, tmp_path:
     stored = s3_env.client.get_object(
         Bucket=s3_env.bucket, Key="genai_assets/credentials_in_use.json"
     )
-    assert stored["Body"].read() == b'{"secret_resolved_in_run": true}'
+    assert json.loads(stored["Body"].read()) == {
+        "s3_secret_resolved": True,
+        "api_key_resolved": True,
+    }
 
     # A failing run (missing bucket) with the same credentials: errors must not leak it either.
     failing_io = S3FormatIOManager(s3=resources["s3"], bucket="corvid-missing-bucket")
@@ -79,6 +92,7 @@ def test_s3_secret_never_appears_in_logs_or_metadata(s3_env, instance, tmp_path:
     assert any("storage/uri" in text for text in texts.values())  # metadata was searched
     assert any("corvid-missing-bucket" in text for text in texts.values())  # errors too
     assert _leaks(instance, s3_env.secret_access_key) == []
+    assert _leaks(instance, openai_key) == []
 
 
 def test_the_search_finds_a_secret_that_was_logged(s3_env, instance) -> None:
