@@ -12,7 +12,10 @@ from dagster_aws.s3 import S3Resource
 
 from genai_assets import settings
 from genai_assets.io_managers import LocalFormatIOManager, S3FormatIOManager
+from genai_assets.resources.documents import DocumentSourcesResource
+from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
+from genai_assets.resources.qdrant import QdrantResource
 
 S3_BUCKET_VARIABLE = "GENAI_ASSETS_S3_BUCKET"
 
@@ -71,6 +74,12 @@ def storage_resources(environment: str) -> dict[str, object]:
 def build_resources(environment: str) -> dict[str, object]:
     """The resource dictionary for ``environment`` (``local`` or ``production``)."""
     resources: dict[str, object] = {
+        "document_sources": DocumentSourcesResource(),
+        "embedder": SentenceTransformerResource(),
+        "qdrant": QdrantResource(
+            url=dg.EnvVar("QDRANT_URL").get_value() or None,
+            api_key=dg.EnvVar("QDRANT_API_KEY") if "QDRANT_API_KEY" in os.environ else None,
+        ),
         "llm": OpenAICompatibleResource(
             base_url=dg.EnvVar("OPENAI_BASE_URL").get_value() or None,
             model=dg.EnvVar("OPENAI_MODEL").get_value() or None,
@@ -78,6 +87,7 @@ def build_resources(environment: str) -> dict[str, object]:
             api_key=dg.EnvVar("OPENAI_API_KEY") if "OPENAI_API_KEY" in os.environ else None,
         ),
     }
+    # "s3" and "io_manager": local files, or S3 in production.
     resources.update(storage_resources(environment))
     return resources
 
