@@ -12,6 +12,7 @@ from dagster_aws.s3 import S3Resource
 
 from genai_assets import settings
 from genai_assets.io_managers import LocalFormatIOManager, S3FormatIOManager
+from genai_assets.resources.document_store import LocalDocumentStore, S3DocumentStore
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
@@ -26,7 +27,7 @@ def _optional_secret(name: str) -> dg.EnvVar | None:
 
 
 def storage_resources(environment: str) -> dict[str, object]:
-    """The ``s3`` resource and the ``io_manager`` for ``environment``.
+    """The ``s3``, ``io_manager`` and ``document_store`` resources for ``environment``.
 
     ``s3`` (dagster-aws ``S3Resource``) is bound in both environments, for assets
     that read S3 sources: ``GENAI_ASSETS_S3_ENDPOINT_URL`` (S3-compatible
@@ -34,7 +35,8 @@ def storage_resources(environment: str) -> dict[str, object]:
     ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (``dg.EnvVar``) when set,
     else boto3's default chain (e.g. the pod's IAM role).
 
-    The ``io_manager`` stores asset values as files under
+    ``document_store`` (raw_documents' texts) follows the same choice. The
+    ``io_manager`` stores asset values as files under
     ``$DAGSTER_HOME/storage/assets`` locally, and in production as objects in
     the bucket ``GENAI_ASSETS_S3_BUCKET`` (required) under
     ``GENAI_ASSETS_S3_PREFIX``; ``GENAI_ASSETS_S3_CREATE_BUCKET=true`` creates a
@@ -51,7 +53,11 @@ def storage_resources(environment: str) -> dict[str, object]:
         aws_session_token=_optional_secret("AWS_SESSION_TOKEN"),
     )
     if environment != "production":
-        return {"s3": s3, "io_manager": LocalFormatIOManager()}
+        return {
+            "s3": s3,
+            "io_manager": LocalFormatIOManager(),
+            "document_store": LocalDocumentStore(),
+        }
     bucket = dg.EnvVar(S3_BUCKET_VARIABLE).get_value()
     if not bucket:
         raise ValueError(
@@ -59,14 +65,22 @@ def storage_resources(environment: str) -> dict[str, object]:
             f" {S3_BUCKET_VARIABLE} (the bucket name); set it, or run with"
             f" {settings.ENVIRONMENT_VARIABLE}=local"
         )
-    create_bucket = dg.EnvVar("GENAI_ASSETS_S3_CREATE_BUCKET").get_value() or "false"
+    create_bucket = (
+        dg.EnvVar("GENAI_ASSETS_S3_CREATE_BUCKET").get_value() or "false"
+    ).strip().lower() in ("1", "true", "yes")
+    prefix = dg.EnvVar("GENAI_ASSETS_S3_PREFIX").get_value() or "genai_assets"
     return {
         "s3": s3,
         "io_manager": S3FormatIOManager(
+            s3=s3, bucket=bucket, prefix=prefix, create_bucket=create_bucket
+        ),
+        # Document texts go to the same bucket: raw_documents and document_embeddings
+        # may run in different pods.
+        "document_store": S3DocumentStore(
             s3=s3,
             bucket=bucket,
-            prefix=dg.EnvVar("GENAI_ASSETS_S3_PREFIX").get_value() or "genai_assets",
-            create_bucket=create_bucket.strip().lower() in ("1", "true", "yes"),
+            prefix=f"{prefix.strip('/')}/document_snapshots",
+            create_bucket=create_bucket,
         ),
     }
 
@@ -87,7 +101,7 @@ def build_resources(environment: str) -> dict[str, object]:
             api_key=dg.EnvVar("OPENAI_API_KEY") if "OPENAI_API_KEY" in os.environ else None,
         ),
     }
-    # "s3" and "io_manager": local files, or S3 in production.
+    # "s3", "io_manager" and "document_store": local files, or S3 in production.
     resources.update(storage_resources(environment))
     return resources
 

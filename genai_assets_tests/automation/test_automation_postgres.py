@@ -20,6 +20,7 @@ import pytest
 
 from genai_assets import settings
 from genai_assets.defs.rag.assets import raw_documents
+from genai_assets.resources.document_store import LocalDocumentStore
 from genai_assets.resources.documents import DocumentSourcesResource
 
 PASSWORD = "skyvault-keystone-test"
@@ -109,7 +110,10 @@ def test_materialization_on_the_postgres_instance(postgres_server, tmp_path, mon
         result = dg.materialize(
             [raw_documents],
             instance=instance,
-            resources={"document_sources": DocumentSourcesResource(sources=[str(docs)])},
+            resources={
+                "document_sources": DocumentSourcesResource(sources=[str(docs)]),
+                "document_store": LocalDocumentStore(),
+            },
         )
         assert result.success
         event = instance.get_latest_materialization_event(dg.AssetKey("raw_documents"))

@@ -121,6 +121,7 @@ def test_an_assets_own_retry_policy_and_pool_are_kept():
 
 def test_a_busy_url_source_retries_raw_documents(instance, http_server, fast_retries, dagster_home):
     """The real raw_documents asset: a URL source that is rate-limited is retried, not dropped."""
+    from genai_assets.resources.document_store import LocalDocumentStore
     from genai_assets.resources.documents import DocumentSourcesResource
 
     http_server.answer(
@@ -131,7 +132,8 @@ def test_a_busy_url_source_retries_raw_documents(instance, http_server, fast_ret
         dg.Definitions(
             assets=[raw_documents],
             resources={
-                "document_sources": DocumentSourcesResource(sources=[http_server.url + "/q.md"])
+                "document_sources": DocumentSourcesResource(sources=[http_server.url + "/q.md"]),
+                "document_store": LocalDocumentStore(),
             },
         )
     )

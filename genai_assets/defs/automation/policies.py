@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 FRESHNESS_ASSETS = ("document_embeddings", "rag_quality_metrics", "serving_config")
 EXTERNAL_KINDS = frozenset({"openai", "s3", "qdrant", "http", "api", "llm"})
 # Resources that reach services outside the step: a step that uses one is external.
-EXTERNAL_RESOURCE_KEYS = frozenset({"document_sources", "qdrant", "llm", "s3"})
+EXTERNAL_RESOURCE_KEYS = frozenset({"document_sources", "document_store", "qdrant", "llm", "s3"})
 EXTERNAL_TAG = "genai_assets/external"
 REMEDIATION_TAG = "genai_assets/freshness_remediation"
 QDRANT_POOL = "qdrant_local"

@@ -3,13 +3,11 @@
 import dagster as dg
 from pydantic import Field
 
-from genai_assets import settings
 from genai_assets.defs.automation.policies import external_call
 from genai_assets.rag.chunking import Chunker
 from genai_assets.rag.documents import SkippedInput, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer
 from genai_assets.rag.index import QdrantIndex
-from genai_assets.rag.snapshots import SnapshotStore
 from genai_assets.rag.sync import (
     DocumentSync,
     IngestSettings,
@@ -17,16 +15,12 @@ from genai_assets.rag.sync import (
     SyncReport,
     SyncSummary,
 )
+from genai_assets.resources.document_store import DocumentStoreResource
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.qdrant import QdrantResource
 
 GROUP = "rag"
-
-
-def snapshot_store() -> SnapshotStore:
-    """Where raw_documents keeps document texts, by content hash."""
-    return SnapshotStore(settings.storage_root() / "document_snapshots")
 
 
 def skipped_table(skipped: list[tuple[str, str]], limit: int = 50) -> str:
@@ -60,9 +54,10 @@ def raw_documents(
     context: dg.AssetExecutionContext,
     config: RawDocumentsConfig,
     document_sources: DocumentSourcesResource,
+    document_store: DocumentStoreResource,
 ) -> dg.MaterializeResult:
     """Read every source; keep texts by hash; return the manifest (no texts)."""
-    store = snapshot_store()
+    store = document_store.open()
     rows, skipped = [], []
     written = 0
     sources = document_sources.resolved_sources(config.sources)
@@ -98,6 +93,7 @@ def raw_documents(
             "characters": dg.MetadataValue.int(sum(row["n_chars"] for row in rows)),
             "formats": dg.MetadataValue.json(formats),
             "sources": dg.MetadataValue.json(sources),
+            "text_store": document_store.describe(),
             "skipped_inputs": dg.MetadataValue.md(skipped_table(skipped)),
         },
     )
@@ -135,12 +131,13 @@ def document_embeddings(
     raw_documents: list[dict],
     embedder: SentenceTransformerResource,
     qdrant: QdrantResource,
+    document_store: DocumentStoreResource,
 ) -> dg.MaterializeResult:
     """Sync the versioned collection for the current settings with raw_documents."""
     chunk_tokens = min(config.chunk_tokens, embedder.max_chunk_tokens())
     ingest = IngestSettings(embedder.model, chunk_tokens, config.overlap_tokens)
     collection = f"{qdrant.collection}-{ingest.fingerprint()}"
-    store = snapshot_store()
+    store = document_store.open()
     docs = [
         SourceDocument(row["doc_id"], row["uri"], row["content_hash"], row.get("title"))
         for row in raw_documents
