@@ -212,6 +212,7 @@ def page(browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(30_000)
+    expect.set_options(timeout=30_000)
     yield page
     context.close()
 
@@ -230,33 +231,59 @@ def shown_as(label: str, key: str) -> bool:
     return len(key) > len(head) + len(tail) and key.startswith(head) and key.endswith(tail)
 
 
-def test_asset_graph_shows_every_asset(dagster_ui, page):
-    assets = expected_assets()
-    page.goto(f"{dagster_ui.url}/asset-groups")
+def check_asset_graph(page: Page, url: str, assets: dict[str, str], screenshot: Path) -> None:
+    """The global asset graph at ``url`` shows a node for every asset key in ``assets``."""
+    # The graph zooms to fit its width and draws only the nodes inside the window:
+    # a tall window keeps every group in view.
+    page.set_viewport_size({"width": 1600, "height": 2000})
+    page.goto(f"{url}/asset-groups")
     nodes = page.locator('[class*="AssetNode_assetName"]')
-    expect(nodes.first).to_be_visible()
-    if len(set(assets.values())) > 1:
-        # The global graph starts with every group collapsed: "expand all groups".
-        for group in set(assets.values()):
+    groups = set(assets.values())
+    if len(groups) > 1:
+        # With several groups the graph starts with every group collapsed: expand all
+        # (Alt+E, the shortcut of the graph settings' "Expand all groups").
+        for group in groups:
             expect(page.get_by_text(group, exact=True).first).to_be_visible()
-        page.keyboard.press("Alt+KeyE")
+        for _attempt in range(3):  # the shortcut is live once the graph's toolbar is
+            page.keyboard.press("Alt+KeyE")
+            try:
+                expect(nodes).not_to_have_count(0, timeout=5_000)
+                break
+            except AssertionError:
+                continue
     expect(nodes).to_have_count(len(assets))
     page.wait_for_timeout(500)  # let the graph settle before the screenshot
-    page.screenshot(path=ARTIFACTS / "asset_graph.png")
+    page.screenshot(path=screenshot)
     labels = [label.strip() for label in nodes.all_inner_texts()]
     missing = [key for key in assets if not any(shown_as(label, key) for label in labels)]
     assert not missing, f"not in the asset graph: {missing}; shown: {labels}"
 
 
+def test_asset_graph_shows_every_asset(dagster_ui, page):
+    check_asset_graph(page, dagster_ui.url, expected_assets(), ARTIFACTS / "asset_graph.png")
+
+
+AUTOMATION_TAGS = {"dagster/sensor_name", "dagster/schedule_name", "dagster/backfill"}
+
+
 def launched_run(dagster_ui: DagsterUI, before: set[str]) -> tuple[str, list[str]]:
-    """The run that appeared after ``before``: its id and the asset keys it materializes."""
+    """The run launched from the UI after ``before``: its id and the assets it materializes.
+
+    Runs that sensors, schedules or backfills started meanwhile are not it.
+    """
     query = (
-        "{ runsOrError(limit: 5) { ... on Runs { results { runId assetSelection { path } } } } }"
+        "{ runsOrError(limit: 10) { ... on Runs { results { "
+        "runId tags { key } assetSelection { path } } } } }"
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         runs = dagster_ui.graphql(query)["runsOrError"]["results"]
-        new = [run for run in runs if run["runId"] not in before]
+        new = [
+            run
+            for run in runs
+            if run["runId"] not in before
+            and not AUTOMATION_TAGS & {tag["key"] for tag in run["tags"]}
+        ]
         if new:
             keys = ["/".join(key["path"]) for key in new[0]["assetSelection"] or []]
             return new[0]["runId"], keys
