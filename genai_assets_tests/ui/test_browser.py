@@ -252,8 +252,12 @@ def check_asset_graph(page: Page, url: str, assets: dict[str, str], screenshot: 
             except AssertionError:
                 continue
     expect(nodes).to_have_count(len(assets))
-    page.wait_for_timeout(500)  # let the graph settle before the screenshot
-    page.screenshot(path=screenshot)
+    # Each node's status row reads "Loading..." until the asset's state has arrived.
+    expect(page.get_by_text(re.compile(r"^Loading"))).to_have_count(0)
+    boxes = [box for node in nodes.all() if (box := node.bounding_box())]
+    top = max(0, min(box["y"] for box in boxes) - 200)
+    bottom = max(box["y"] + box["height"] for box in boxes) + 200
+    page.screenshot(path=screenshot, clip={"x": 0, "y": top, "width": 1600, "height": bottom - top})
     labels = [label.strip() for label in nodes.all_inner_texts()]
     missing = [key for key in assets if not any(shown_as(label, key) for label in labels)]
     assert not missing, f"not in the asset graph: {missing}; shown: {labels}"
