@@ -267,7 +267,14 @@ def test_asset_graph_shows_every_asset(dagster_ui, page):
     check_asset_graph(page, dagster_ui.url, expected_assets(), ARTIFACTS / "asset_graph.png")
 
 
-AUTOMATION_TAGS = {"dagster/sensor_name", "dagster/schedule_name", "dagster/backfill"}
+AUTOMATION_TAGS = {
+    "dagster/sensor_name",
+    "dagster/schedule_name",
+    "dagster/backfill",
+    "dagster/tick",
+    "dagster/auto_materialize",
+    "dagster/from_automation_condition",
+}
 
 
 def launched_run(dagster_ui: DagsterUI, before: set[str]) -> tuple[str, list[str]]:
@@ -289,8 +296,9 @@ def launched_run(dagster_ui: DagsterUI, before: set[str]) -> tuple[str, list[str
             and not AUTOMATION_TAGS & {tag["key"] for tag in run["tags"]}
         ]
         if new:
-            keys = ["/".join(key["path"]) for key in new[0]["assetSelection"] or []]
-            return new[0]["runId"], keys
+            first = new[-1]  # newest first: the UI's run came before anything it triggered
+            keys = ["/".join(key["path"]) for key in first["assetSelection"] or []]
+            return first["runId"], keys
         time.sleep(0.5)
     pytest.fail("no run appeared after clicking Materialize")
 
