@@ -3,6 +3,8 @@
 ``GENAI_ASSETS_ENV`` (``local`` by default, or ``production``) is read when the
 definitions load, in ``genai_assets.settings.environment``; secrets are
 ``dg.EnvVar`` references resolved at run time and hidden in the UI.
+``GENAI_ASSETS_DOCUMENT_SOURCES`` (comma-separated folders, globs, URLs or
+s3:// prefixes), also read at load, replaces the default document sources.
 """
 
 import os
@@ -17,6 +19,15 @@ from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.qdrant import QdrantResource
+
+DOCUMENT_SOURCES_VARIABLE = "GENAI_ASSETS_DOCUMENT_SOURCES"
+
+
+def document_sources_from_env() -> list[str]:
+    """The sources named by $GENAI_ASSETS_DOCUMENT_SOURCES (comma-separated); [] if unset."""
+    value = os.environ.get(DOCUMENT_SOURCES_VARIABLE, "")
+    return [source.strip() for source in value.split(",") if source.strip()]
+
 
 S3_BUCKET_VARIABLE = "GENAI_ASSETS_S3_BUCKET"
 
@@ -88,7 +99,7 @@ def storage_resources(environment: str) -> dict[str, object]:
 def build_resources(environment: str) -> dict[str, object]:
     """The resource dictionary for ``environment`` (``local`` or ``production``)."""
     resources: dict[str, object] = {
-        "document_sources": DocumentSourcesResource(),
+        "document_sources": DocumentSourcesResource(sources=document_sources_from_env()),
         "embedder": SentenceTransformerResource(),
         "qdrant": QdrantResource(
             url=dg.EnvVar("QDRANT_URL").get_value() or None,

@@ -42,6 +42,8 @@ CONTENT_TYPES = {
     "application/pdf": "pdf",
 }
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+# Bump when parsing or normalisation changes the text (and so the hash) of a document.
+LOADER_VERSION = 1
 
 
 class SourceNotFoundError(ValueError):

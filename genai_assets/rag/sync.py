@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -25,7 +26,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TextIO
+
+from tqdm import tqdm
 
 from genai_assets.rag.chunking import Chunk, Chunker
 from genai_assets.rag.index import DocumentState, QdrantIndex
@@ -140,19 +143,53 @@ class _Batch:
 
 
 class Progress:
-    """Periodic 'done/total, rate, ETA' lines for long embedding work."""
+    """Periodic 'done/total, rate, ETA' lines for long embedding work, and a terminal bar.
 
-    def __init__(self, total: int, report: Callable[[str], None], every_s: float = 10.0):
-        self.total = total
+    Lines go to ``report`` (the run's log in Dagster) every ``every_s`` seconds and
+    when all are done. ``bar`` adds a tqdm progress bar on a stream: ``"auto"``
+    draws it only when a person watches a terminal (see :func:`open_terminal`),
+    so CI logs, pods and Dagster's captured output get no bar; ``None`` never
+    draws one. The log lines are the same either way.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        report: Callable[[str], None],
+        every_s: float = 10.0,
+        bar: TextIO | Literal["auto"] | None = "auto",
+    ):
+        self._total = total
         self.report = report
         self.every_s = every_s
         self.started = time.perf_counter()
         self.last = self.started
         self.done = 0
+        self._opened = open_terminal() if bar == "auto" else None
+        stream = self._opened if bar == "auto" else bar
+        self._bar = (
+            tqdm(total=total, unit="chunk", desc="embedding", file=stream, dynamic_ncols=True)
+            if stream is not None
+            else None
+        )
+
+    @property
+    def total(self) -> int:
+        """Chunks to embed, as far as known; it grows as later batches are read."""
+        return self._total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self._total = value
+        if self._bar is not None:
+            self._bar.total = value
+            self._bar.refresh()
 
     def advance(self, n: int) -> None:
         """Count ``n`` more chunks done; report when the interval has passed or all are done."""
         self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
         now = time.perf_counter()
         if now - self.last >= self.every_s or self.done >= self.total:
             self.last = now
@@ -162,6 +199,36 @@ class Progress:
                 f"embedded {self.done}/{self.total} chunks ({100 * self.done / self.total:.0f}%), "
                 f"{rate:.1f} chunks/s, ETA {eta:.0f}s"
             )
+
+    def close(self) -> None:
+        """Finish the terminal bar, if any."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._opened is not None and self._opened is not sys.stderr:
+            self._opened.close()
+        self._opened = None
+
+
+def open_terminal() -> TextIO | None:
+    """A stream to the terminal a person runs this from, or None when there is none.
+
+    ``sys.stderr`` when it is a terminal (a plain script). Inside a Dagster step
+    stderr is a pipe into the run's captured logs, so the process's controlling
+    terminal is opened instead (``dagster asset materialize`` or ``dagster dev``
+    run from a shell); the bar then stays out of the captured logs. Processes
+    without one (CI, Kubernetes pods, daemons) get None.
+    """
+    if sys.stderr is not None and sys.stderr.isatty():
+        return sys.stderr
+    try:
+        terminal = open("/dev/tty", "w")  # noqa: SIM115 - closed by Progress.close()
+    except OSError:  # no controlling terminal: nobody to draw a bar for
+        return None
+    if not terminal.isatty():
+        terminal.close()
+        return None
+    return terminal
 
 
 class _Writer(threading.Thread):
@@ -378,6 +445,8 @@ class DocumentSync:
                 )
                 result.chunks_deleted += len(delete)
         finally:
+            if progress is not None:
+                progress.close()
             writer.close()
 
 

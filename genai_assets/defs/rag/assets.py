@@ -5,10 +5,11 @@ from pydantic import Field
 
 from genai_assets.defs.automation.policies import external_call
 from genai_assets.rag.chunking import Chunker
-from genai_assets.rag.documents import SkippedInput, SourceNotFoundError
+from genai_assets.rag.documents import LOADER_VERSION, SkippedInput, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer
 from genai_assets.rag.index import QdrantIndex
 from genai_assets.rag.sync import (
+    CHUNKER_VERSION,
     DocumentSync,
     IngestSettings,
     SourceDocument,
@@ -21,6 +22,13 @@ from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.qdrant import QdrantResource
 
 GROUP = "rag"
+OWNERS = ["team:ml-platform"]
+TAGS = {"stage": "ingestion"}
+# Code versions: bump the asset's own number when its code changes what it produces;
+# the library constants move with the loader and the chunker. Run-time settings
+# (model, chunk sizes) are versioned by the collection name instead.
+RAW_DOCUMENTS_VERSION = f"1-loader{LOADER_VERSION}"
+DOCUMENT_EMBEDDINGS_VERSION = f"1-chunker{CHUNKER_VERSION}"
 
 
 def skipped_table(skipped: list[tuple[str, str]], limit: int = 50) -> str:
@@ -30,6 +38,13 @@ def skipped_table(skipped: list[tuple[str, str]], limit: int = 50) -> str:
     rows = [f"| `{uri}` | {reason} |" for uri, reason in skipped[:limit]]
     more = [f"\n... and {len(skipped) - limit} more"] if len(skipped) > limit else []
     return "\n".join(["| input | reason |", "| --- | --- |", *rows, *more])
+
+
+def qdrant_location(qdrant: QdrantResource, collection: str) -> dg.MetadataValue:
+    """A link to the collection in the Qdrant dashboard, or the local storage folder."""
+    if qdrant.url:
+        return dg.MetadataValue.url(f"{qdrant.url.rstrip('/')}/dashboard#/collections/{collection}")
+    return dg.MetadataValue.path(qdrant.describe())
 
 
 class RawDocumentsConfig(dg.Config):
@@ -45,6 +60,9 @@ class RawDocumentsConfig(dg.Config):
 @dg.asset(
     group_name=GROUP,
     kinds={"python", "text"},
+    owners=OWNERS,
+    tags=TAGS,
+    code_version=RAW_DOCUMENTS_VERSION,
     description="The documents to index, read from their sources (folders, globs, URLs, S3), "
     "one row per document: stable id, source URI, content hash of the normalised text, "
     "title, format, size and modification time. Texts are kept in a content-addressed "
@@ -95,6 +113,7 @@ def raw_documents(
             "sources": dg.MetadataValue.json(sources),
             "text_store": document_store.describe(),
             "skipped_inputs": dg.MetadataValue.md(skipped_table(skipped)),
+            "snapshot_store": dg.MetadataValue.path(str(store.root)),
         },
     )
 
@@ -119,6 +138,9 @@ class DocumentEmbeddingsConfig(dg.Config):
 @dg.asset(
     group_name=GROUP,
     kinds={"qdrant", "sentence_transformers"},
+    owners=OWNERS,
+    tags=TAGS,
+    code_version=DOCUMENT_EMBEDDINGS_VERSION,
     description="Chunks of every document, embedded and stored in Qdrant. Incremental: "
     "unchanged documents are skipped without loading the model, only new chunk texts are "
     "embedded, and vanished chunks and documents are deleted, so the collection always "
@@ -190,7 +212,7 @@ def document_embeddings(
     metadata = {
         "collection": collection,
         "model": embedder.model,
-        "qdrant": qdrant.describe(),
+        "qdrant": qdrant_location(qdrant, collection),
         "points": dg.MetadataValue.int(points),
         "documents_new": dg.MetadataValue.int(report.documents_new),
         "documents_changed": dg.MetadataValue.int(report.documents_changed),

@@ -82,6 +82,10 @@ def _aggregates_metadata(prefix: str, means: dict[str, float | None]) -> dict[st
 @dg.asset(
     group_name=GROUP,
     kinds={"qdrant", "ragas"},
+    owners=["team:ml-platform"],
+    tags={"stage": "evaluation"},
+    # Bump when the metrics or how they are computed change (scores stop being comparable).
+    code_version="1",
     description="How well the index that document_embeddings just wrote answers the golden "
     "set: per question, the top-k chunks' hit rate, recall, reciprocal rank and nDCG, the "
     "ragas metrics that need no LLM, and (with an LLM configured) an answer generated from "
@@ -344,6 +348,9 @@ def _swap_metadata(result: SwapResult) -> dict[str, object]:
 @dg.asset(
     group_name=GROUP,
     kinds={"qdrant"},
+    owners=["team:ml-platform"],
+    tags={"stage": "serving"},
+    code_version="1",  # bump when promotion or retention of collections changes
     deps=[rag_quality_metrics],
     description="The index readers use: the alias (qdrant resource's `collection`) pointed at "
     "the collection that passed the quality gate, by an atomic alias swap. The collection it "
