@@ -140,13 +140,16 @@ class _Batch:
     to_embed: list[tuple[str, str, dict[str, Any]]]  # (point id, text, payload)
     to_relabel: list[tuple[str, dict[str, Any]]]
     to_delete: list[str]
+    skipped: int = 0  # documents that could not be read or chunked
 
 
 class Progress:
     """Periodic 'done/total, rate, ETA' lines for long embedding work, and a terminal bar.
 
-    Lines go to ``report`` (the run's log in Dagster) every ``every_s`` seconds and
-    when all are done. ``bar`` adds a tqdm progress bar on a stream: ``"auto"``
+    Progress counts documents, whose number is known before the first one is
+    read; chunks embedded and the embedding rate come with each line. Lines go to
+    ``report`` (the run's log in Dagster) every ``every_s`` seconds and when all
+    documents are done. ``bar`` adds a tqdm progress bar on a stream: ``"auto"``
     draws it only when a person watches a terminal (see :func:`open_terminal`),
     so CI logs, pods and Dagster's captured output get no bar; ``None`` never
     draws one. The log lines are the same either way.
@@ -159,45 +162,38 @@ class Progress:
         every_s: float = 10.0,
         bar: TextIO | Literal["auto"] | None = "auto",
     ):
-        self._total = total
+        self.total = total
         self.report = report
         self.every_s = every_s
         self.started = time.perf_counter()
         self.last = self.started
         self.done = 0
+        self.chunks = 0
         self._opened = open_terminal() if bar == "auto" else None
         stream = self._opened if bar == "auto" else bar
         self._bar = (
-            tqdm(total=total, unit="chunk", desc="embedding", file=stream, dynamic_ncols=True)
+            tqdm(total=total, unit="doc", desc="embedding", file=stream, dynamic_ncols=True)
             if stream is not None
             else None
         )
 
-    @property
-    def total(self) -> int:
-        """Chunks to embed, as far as known; it grows as later batches are read."""
-        return self._total
-
-    @total.setter
-    def total(self, value: int) -> None:
-        self._total = value
+    def advance(self, documents: int, chunks: int = 0) -> None:
+        """Count more documents done and chunks embedded; report when it is time."""
+        self.done += documents
+        self.chunks += chunks
         if self._bar is not None:
-            self._bar.total = value
-            self._bar.refresh()
-
-    def advance(self, n: int) -> None:
-        """Count ``n`` more chunks done; report when the interval has passed or all are done."""
-        self.done += n
-        if self._bar is not None:
-            self._bar.update(n)
+            self._bar.update(documents)
+            self._bar.set_postfix(chunks=self.chunks, refresh=False)
         now = time.perf_counter()
         if now - self.last >= self.every_s or self.done >= self.total:
             self.last = now
-            rate = self.done / (now - self.started) if now > self.started else 0.0
-            eta = (self.total - self.done) / rate if rate else float("inf")
+            elapsed = now - self.started
+            rate = self.chunks / elapsed if elapsed > 0 else 0.0
+            eta = elapsed / self.done * (self.total - self.done) if self.done else float("inf")
+            percent = 100 * self.done / self.total if self.total else 100
             self.report(
-                f"embedded {self.done}/{self.total} chunks ({100 * self.done / self.total:.0f}%), "
-                f"{rate:.1f} chunks/s, ETA {eta:.0f}s"
+                f"processed {self.done}/{self.total} documents ({percent:.0f}%), "
+                f"{self.chunks} chunks embedded, {rate:.1f} chunks/s, ETA {eta:.0f}s"
             )
 
     def close(self) -> None:
@@ -338,6 +334,7 @@ class DocumentSync:
                 text = self.read_text(doc)
             except (OSError, ValueError) as error:
                 result.skipped.append((doc.uri, f"text unavailable: {error}"))
+                batch.skipped += 1
                 continue
             chunked = chunker.chunk_document(text)
             chunks = chunked.chunks
@@ -345,6 +342,7 @@ class DocumentSync:
             result.tokens_in_chunks += chunked.covered_tokens
             if not chunks:
                 result.skipped.append((doc.uri, "no tokens to embed"))
+                batch.skipped += 1
                 continue
             ids = chunk_point_ids(doc.doc_id, self.fingerprint, chunks)
             existing = state.points if state else {}
@@ -380,7 +378,7 @@ class DocumentSync:
             if len(batch.to_embed) >= self.batch_chunks:
                 yield batch
                 batch = _Batch([], [], [], [])
-        if batch.work:
+        if batch.work or batch.skipped:
             yield batch
 
     def _prefetched(self, batches: Iterator[_Batch]) -> Iterator[_Batch]:
@@ -409,7 +407,7 @@ class DocumentSync:
     ) -> None:
         writer = _Writer(self.index)
         writer.start()
-        progress: Progress | None = None
+        progress = Progress(len(pending), self.report)
         try:
             for batch in self._prefetched(self._batches(pending, result)):
                 for work in batch.work:
@@ -423,14 +421,9 @@ class DocumentSync:
                 result.chunks_deduplicated += len(batch.to_embed) - len(unique_texts)
                 if unique_texts:
                     embedder = self._embedder_loaded(result)
-                    if progress is None:
-                        progress = Progress(len(unique_texts), self.report)
-                    else:
-                        progress.total = max(progress.total, progress.done + len(unique_texts))
                     started = time.perf_counter()
                     vectors = embedder.encode(unique_texts)
                     result.embed_seconds += time.perf_counter() - started
-                    progress.advance(len(unique_texts))
                     row_of = {text: i for i, text in enumerate(unique_texts)}
                     rows = [row_of[text] for _, text, _ in batch.to_embed]
                     ids = [pid for pid, _, _ in batch.to_embed]
@@ -444,9 +437,9 @@ class DocumentSync:
                     lambda r=relabel, d=delete: (self.index.set_payloads(r), self.index.delete(d))
                 )
                 result.chunks_deleted += len(delete)
+                progress.advance(len(batch.work) + batch.skipped, len(unique_texts))
         finally:
-            if progress is not None:
-                progress.close()
+            progress.close()
             writer.close()
 
 

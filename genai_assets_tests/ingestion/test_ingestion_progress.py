@@ -14,14 +14,17 @@ import pytest
 
 from genai_assets.rag.sync import Progress, open_terminal
 
-LINE = re.compile(r"embedded (\d+)/(\d+) chunks \((\d+)%\), [\d.]+ chunks/s, ETA (\d+|inf)s")
+LINE = re.compile(
+    r"processed (\d+)/(\d+) documents \((\d+)%\), (\d+) chunks embedded, "
+    r"[\d.]+ chunks/s, ETA (\d+|inf)s"
+)
 
 
 def run_progress(steps: list[int], total: int, bar, every_s: float = 0.0) -> list[str]:
     lines: list[str] = []
     progress = Progress(total, lines.append, every_s=every_s, bar=bar)
     for n in steps:
-        progress.advance(n)
+        progress.advance(n, chunks=3 * n)
     progress.close()
     return lines
 
@@ -38,12 +41,13 @@ def test_log_lines_report_done_total_and_percent(steps, total, expected):
     parsed = [LINE.fullmatch(line) for line in lines]
     assert all(parsed), lines
     assert [(int(m[1]), int(m[2]), int(m[3])) for m in parsed] == expected
+    assert [int(m[4]) for m in parsed] == [3 * done for done, _, _ in expected]
 
 
 def test_lines_are_throttled_but_the_last_is_always_reported():
     lines = run_progress([1, 1, 1, 1], 4, bar=None, every_s=3600)
     assert len(lines) == 1
-    assert lines[0].startswith("embedded 4/4 chunks (100%)")
+    assert lines[0].startswith("processed 4/4 documents (100%), 12 chunks embedded")
 
 
 def test_bar_draws_on_the_given_stream_without_changing_the_log_lines():
@@ -51,21 +55,9 @@ def test_bar_draws_on_the_given_stream_without_changing_the_log_lines():
     with_bar = run_progress([2, 3], 5, bar=stream)
     without_bar = run_progress([2, 3], 5, bar=None)
     drawn = stream.getvalue()
-    assert "5/5" in drawn and "chunk" in drawn and "embedding" in drawn
+    assert "5/5" in drawn and "doc" in drawn and "embedding" in drawn and "chunks=15" in drawn
     strip = [line.split(",")[0] for line in with_bar]
     assert strip == [line.split(",")[0] for line in without_bar]
-
-
-def test_bar_total_follows_a_growing_total():
-    stream = io.StringIO()
-    lines: list[str] = []
-    progress = Progress(3, lines.append, every_s=3600, bar=stream)
-    progress.advance(3)
-    progress.total = 8
-    progress.advance(5)
-    progress.close()
-    assert "8/8" in stream.getvalue()
-    assert lines[-1].startswith("embedded 8/8 chunks (100%)")
 
 
 CHILD = textwrap.dedent(
@@ -76,7 +68,7 @@ CHILD = textwrap.dedent(
         os.close(os.open(sys.argv[1], os.O_RDWR))
     from genai_assets.rag.sync import Progress
     progress = Progress(4, lambda line: print(line, flush=True), every_s=0)
-    progress.advance(4)
+    progress.advance(4, chunks=9)
     progress.close()
     """
 )
@@ -120,7 +112,7 @@ def read_all(fd: int) -> str:
 def test_no_bar_without_a_terminal():
     result = run_child(stderr=subprocess.PIPE)
     assert result.stderr == b""
-    assert result.stdout.decode().startswith("embedded 4/4 chunks (100%)")
+    assert result.stdout.decode().startswith("processed 4/4 documents (100%), 9 chunks embedded")
 
 
 def test_bar_on_stderr_when_stderr_is_a_terminal():
@@ -132,7 +124,7 @@ def test_bar_on_stderr_when_stderr_is_a_terminal():
         os.close(slave)
         os.close(master)
     assert "4/4" in drawn and "chunk" in drawn
-    assert result.stdout.decode().startswith("embedded 4/4 chunks (100%)")
+    assert result.stdout.decode().startswith("processed 4/4 documents (100%), 9 chunks embedded")
 
 
 def test_bar_on_the_controlling_terminal_when_stderr_is_captured():
@@ -146,7 +138,7 @@ def test_bar_on_the_controlling_terminal_when_stderr_is_captured():
         os.close(master)
     assert "4/4" in drawn and "chunk" in drawn
     assert result.stderr == b""
-    assert result.stdout.decode().startswith("embedded 4/4 chunks (100%)")
+    assert result.stdout.decode().startswith("processed 4/4 documents (100%), 9 chunks embedded")
 
 
 def test_open_terminal_returns_a_terminal_stderr(monkeypatch):

@@ -365,8 +365,10 @@ def test_materialize_rag_ingestion_from_the_ui(dagster_ui, page):
     # The run page: success, and the progress lines in the run's log view.
     page.goto(f"{dagster_ui.url}/runs/{run_id}")
     expect(page.get_by_text("Success", exact=True).first).to_be_visible()
-    page.get_by_placeholder("Filter…").fill("embedded")
-    progress = page.get_by_text(re.compile(r"embedded \d+/\d+ chunks \(100%\)"))
+    page.get_by_placeholder("Filter…").fill("chunks embedded")
+    progress = page.get_by_text(
+        re.compile(r"processed \d+/\d+ documents \(100%\), \d+ chunks embedded")
+    )
     expect(progress.first).to_be_visible()
     page.screenshot(path=ARTIFACTS / "run.png")
 
