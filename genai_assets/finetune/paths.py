@@ -9,9 +9,17 @@ import os
 from pathlib import Path
 
 from genai_assets import settings
+from genai_assets.automation import settings as ops_settings
 
 ROOT_VARIABLE = "FINE_TUNING_ROOT"
-DEFAULT_TRAINING_DATA_DIR = settings.PACKAGE_DATA / "training"
+
+
+def training_data_dir() -> Path:
+    """The default training data folder: the one the training-data sensor watches.
+
+    ``$GENAI_ASSETS_TRAINING_DATA_DIR``, else the shipped ``genai_assets/data/training``.
+    """
+    return ops_settings.training_data_dir()
 
 
 def root() -> Path:

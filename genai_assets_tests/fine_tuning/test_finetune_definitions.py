@@ -40,7 +40,9 @@ def test_promotion_gate_is_a_blocking_check_on_eval_report():
     assert not definitions.resolve_asset_graph().get(contract).blocking
 
 
-def test_jobs_and_resources():
+def test_jobs_and_resources(monkeypatch):
+    monkeypatch.setenv("GENAI_ASSETS_S3_BUCKET", "artifacts")  # production needs a bucket
+    monkeypatch.setenv("TRAINING_IMAGE", "registry.example.com/genai-assets:1.0")
     definitions = defs()
     assert definitions.resolve_job_def("rollback_serving_config")
     graph_job = definitions.resolve_job_def("fine_tuning_job")
@@ -49,3 +51,4 @@ def test_jobs_and_resources():
     production = build_resources("production")["training_runner"]
     assert isinstance(production, TrainingRunnerResource)
     assert production.backend == "kubernetes"
+    assert production.image == "registry.example.com/genai-assets:1.0"

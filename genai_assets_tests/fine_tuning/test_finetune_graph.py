@@ -19,6 +19,7 @@ import yaml
 
 from genai_assets.defs.fine_tuning import assets, checks, jobs
 from genai_assets.finetune import paths, serving
+from genai_assets.io_managers import LocalFormatIOManager
 from genai_assets.resources.training_runner import TrainingRunnerResource
 
 pytestmark = pytest.mark.slow
@@ -72,7 +73,8 @@ def materialize(home, training_data_dir, training=None, selection=None, eval_con
         resources={
             # One thread: the test machine has two shared cores.
             "training_runner": TrainingRunnerResource(env={"OMP_NUM_THREADS": "1"}),
-            "io_manager": dg.FilesystemIOManager(base_dir=str(home / "io")),
+            # The project's IO manager: asset values must be storable as JSON.
+            "io_manager": LocalFormatIOManager(base_dir=str(home / "io")),
         },
         raise_on_error=False,
     )

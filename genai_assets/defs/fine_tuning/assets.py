@@ -52,6 +52,7 @@ class BaseModelConfig(dg.Config):
 
 
 @dg.asset(
+    code_version="1",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"huggingface"},
     description="The model fine-tuning starts from. By default a tiny GPT-2-architecture "
@@ -66,7 +67,7 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
         value["label"] = f"configured base model {config.base_model}"
         return dg.Output(value, metadata={"name_or_path": config.base_model})
     text_dirs = [Path(d) for d in config.tokenizer_text_dirs] or [
-        paths.DEFAULT_TRAINING_DATA_DIR,
+        paths.training_data_dir(),
         settings.SAMPLE_CORPUS_DIR,
     ]
     pretrain_dirs = (
@@ -100,8 +101,9 @@ class TrainingDatasetConfig(dg.Config):
 
     source: str = Field(
         default="",
-        description="A local folder or s3://bucket/prefix of JSONL files; empty means the "
-        "shipped genai_assets/data/training.",
+        description="A local folder or s3://bucket/prefix of JSONL files; empty means "
+        "$GENAI_ASSETS_TRAINING_DATA_DIR (the folder the training-data sensor watches), by "
+        "default the shipped genai_assets/data/training.",
     )
     max_tokens: int = Field(
         default=256, description="Records longer than this (in base-model tokens) are quarantined."
@@ -124,6 +126,7 @@ def _source_lines(source: str):
 
 
 @dg.asset(
+    code_version="1",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"json"},
     description="Validated chat conversations split into train and eval by record hash; bad "
@@ -137,7 +140,7 @@ def training_dataset(
 
     from genai_assets.finetune.formatting import count_tokens
 
-    source = config.source or str(paths.DEFAULT_TRAINING_DATA_DIR)
+    source = config.source or str(paths.training_data_dir())
     tokenizer = AutoTokenizer.from_pretrained(base_model["name_or_path"])
     result = ds.validate(
         _source_lines(source),
@@ -240,6 +243,7 @@ def _loss_table(history: list[dict], rows: int = 25) -> str:
 
 
 @dg.asset(
+    code_version="1",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"pytorch", "huggingface"},
     pool="gpu_training",
@@ -340,6 +344,7 @@ def _champion(base: dict) -> tuple[str, str]:
 
 
 @dg.asset(
+    code_version="1",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"pytorch"},
     description="Held-out perplexity, ROUGE-L and BLEU of the candidate, the base model and "
@@ -428,6 +433,7 @@ def _max_model_len(model_dir: Path, base_model: str) -> int:
 
 
 @dg.asset(
+    code_version="1",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"yaml"},
     description="The vLLM serve config for the promoted model (written atomically, previous "

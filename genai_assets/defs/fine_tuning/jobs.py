@@ -1,16 +1,9 @@
-"""Fine-tuning jobs: the whole graph, and the rollback of the serving config."""
+"""The rollback of the serving config (fine_tuning_job itself comes from defs/automation)."""
 
 import dagster as dg
 from pydantic import Field
 
 from genai_assets.finetune import paths, serving
-
-fine_tuning_job = dg.define_asset_job(
-    name="fine_tuning_job",
-    selection=dg.AssetSelection.groups("fine_tuning"),
-    description="Validate the data, train, evaluate against the champion and, when the "
-    "promotion gate passes, publish the serving config.",
-)
 
 
 class RollbackConfig(dg.Config):
