@@ -16,6 +16,7 @@ import dagster as dg
 import openai
 import pytest
 import yaml
+from dagster_aws.s3 import S3Resource
 
 from genai_assets.defs.fine_tuning import assets, checks, jobs
 from genai_assets.finetune import paths, serving
@@ -73,6 +74,7 @@ def materialize(home, training_data_dir, training=None, selection=None, eval_con
         resources={
             # One thread: the test machine has two shared cores.
             "training_runner": TrainingRunnerResource(env={"OMP_NUM_THREADS": "1"}),
+            "s3": S3Resource(),  # unused: the training data is a local folder here
             # The project's IO manager: asset values must be storable as JSON.
             "io_manager": LocalFormatIOManager(base_dir=str(home / "io")),
         },

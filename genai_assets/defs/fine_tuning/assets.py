@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from genai_assets import settings
@@ -116,12 +117,10 @@ class TrainingDatasetConfig(dg.Config):
     )
 
 
-def _source_lines(source: str):
+def _source_lines(source: str, s3: S3Resource):
     if source.startswith("s3://"):
-        import boto3
-
         bucket, _, prefix = source.removeprefix("s3://").partition("/")
-        return ds.iter_s3_lines(boto3.client("s3"), bucket, prefix)
+        return ds.iter_s3_lines(s3.get_client(), bucket, prefix)
     return ds.iter_local_lines(Path(source))
 
 
@@ -133,7 +132,10 @@ def _source_lines(source: str):
     "lines are quarantined with their line number and reason.",
 )
 def training_dataset(
-    context: dg.AssetExecutionContext, config: TrainingDatasetConfig, base_model: dict
+    context: dg.AssetExecutionContext,
+    config: TrainingDatasetConfig,
+    s3: S3Resource,
+    base_model: dict,
 ) -> dg.Output[dict]:
     """Load, validate, deduplicate and split the JSONL sources; write the dataset folder."""
     from transformers import AutoTokenizer
@@ -143,7 +145,7 @@ def training_dataset(
     source = config.source or str(paths.training_data_dir())
     tokenizer = AutoTokenizer.from_pretrained(base_model["name_or_path"])
     result = ds.validate(
-        _source_lines(source),
+        _source_lines(source, s3),
         count_tokens=lambda messages: count_tokens(tokenizer, messages),
         max_tokens=config.max_tokens,
         eval_fraction=config.eval_fraction,
@@ -172,6 +174,7 @@ def training_dataset(
             f"{len(result.quarantined)}; min_valid_records is {config.min_valid_records}. "
             f"Quarantine: {folder / 'quarantine.jsonl'}",
             metadata={"quarantine_reasons": dg.MetadataValue.json(result.quarantine_reasons())},
+            allow_retries=False,  # the same data fails the same way
         )
     quarantine_table = "\n".join(
         ["| source | line | reason |", "|---|---|---|"]
