@@ -91,9 +91,20 @@ def transformers_server(tiny_chat_model: Path, tmp_path_factory: pytest.TempPath
     log_path = hf_home / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(cli), "serve", str(tiny_chat_model), "--device", "cpu",
-             "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(cli),
+                "serve",
+                str(tiny_chat_model),
+                "--device",
+                "cpu",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
