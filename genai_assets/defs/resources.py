@@ -11,6 +11,7 @@ import dagster as dg
 
 from genai_assets import settings
 from genai_assets.resources.openai_api import OpenAICompatibleResource
+from genai_assets.resources.prompt_source import PromptSourceResource
 
 
 def build_resources(environment: str) -> dict[str, object]:
@@ -21,6 +22,11 @@ def build_resources(environment: str) -> dict[str, object]:
             model=dg.EnvVar("OPENAI_MODEL").get_value() or None,
             # An unset EnvVar fails at launch, so bind it only when the key exists.
             api_key=dg.EnvVar("OPENAI_API_KEY") if "OPENAI_API_KEY" in os.environ else None,
+        ),
+        # Batch inference input files: a local folder, or s3://bucket/prefix in production.
+        "batch_prompts": PromptSourceResource(
+            location=dg.EnvVar("BATCH_PROMPTS_LOCATION").get_value()
+            or str(settings.PACKAGE_DATA / "prompts"),
         ),
     }
     return resources
