@@ -3,8 +3,8 @@
 Providers publish limits as requests per minute (RPM) and tokens per minute
 (TPM). The limiter keeps both within their limit over every sliding window of
 ``period_s`` seconds (a log of recent grants, so the cap is exact rather than
-an average), and paces requests at least ``period_s / requests_per_period``
-apart so that they do not arrive as one burst at the start of each window.
+an average), and paces requests on a grid of ``period_s / requests_per_period``
+so that they do not arrive as one burst at the start of each window.
 
 Tokens are estimated before a call (prompt characters / 4 plus the output
 budget) and corrected with the usage the API reports afterwards, through the
@@ -146,5 +146,8 @@ class RateLimiter:
             self._grants.append(grant)
             self._token_total += tokens
             if self.requests_per_period is not None:
-                self._next_slot = now + self.period_s / self.requests_per_period
+                # Slots form a grid, so a grant that is late by scheduling lag does not push
+                # every later slot back; after idle time at most one slot is made up.
+                interval = self.period_s / self.requests_per_period
+                self._next_slot = max(self._next_slot, now - interval) + interval
             return grant

@@ -34,8 +34,10 @@ def test_requests_per_window_are_capped_and_paced():
     elapsed = time.monotonic() - started
     times = [grant.granted_at for grant in grants]
     assert most_in_any_window(times, 0.4) <= 8
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert min(gaps) >= 0.05 - 1e-3  # paced at period / limit, not one burst per window
+    # Paced on a grid of period / limit (0.05 s), not one burst per window; a late grant
+    # may be followed by one made-up slot, never more.
+    for index, granted in enumerate(times):
+        assert granted - times[0] >= (index - 1) * 0.05 - 1e-3
     assert elapsed == pytest.approx(23 * 0.05, rel=0.2)
 
 
