@@ -146,8 +146,10 @@ class RateLimiter:
             self._grants.append(grant)
             self._token_total += tokens
             if self.requests_per_period is not None:
-                # Slots form a grid, so a grant that is late by scheduling lag does not push
-                # every later slot back; after idle time at most one slot is made up.
+                # Slots form a grid, so a grant that is late by less than one interval
+                # (scheduling lag) does not push every later slot back; after idle time
+                # the grid restarts now instead of making up for missed slots.
                 interval = self.period_s / self.requests_per_period
-                self._next_slot = max(self._next_slot, now - interval) + interval
+                slot = self._next_slot if self._next_slot >= now - interval else now
+                self._next_slot = slot + interval
             return grant

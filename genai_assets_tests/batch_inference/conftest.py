@@ -1,14 +1,10 @@
 """Fixtures for the batch inference tests: a tiny real chat model behind `transformers serve`."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from genai_assets.batch_inference.local_server import serve_model
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}\n"
@@ -63,12 +59,6 @@ def build_tiny_chat_model(folder: Path) -> Path:
     return folder
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def tiny_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_chat_model(tmp_path_factory.mktemp("tiny_chat_model"))
@@ -77,54 +67,5 @@ def tiny_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def transformers_server(tiny_chat_model: Path, tmp_path_factory: pytest.TempPathFactory):
     """`transformers serve` on 127.0.0.1 serving the tiny model; yields (base_url, model)."""
-    port = _free_port()
-    hf_home = tmp_path_factory.mktemp("hf_home")
-    (hf_home / "hub").mkdir()  # /v1/models fails unless the HF cache folder exists
-    env = {
-        **os.environ,
-        "HF_HOME": str(hf_home),
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    cli = Path(sys.executable).parent / "transformers"
-    log_path = hf_home / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                str(cli),
-                "serve",
-                str(tiny_chat_model),
-                "--device",
-                "cpu",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"transformers serve exited early:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"transformers serve not ready in 60 s:\n{log_path.read_text()}")
-            time.sleep(0.25)
-        yield f"{base_url}/v1", str(tiny_chat_model)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serve_model(tiny_chat_model, tmp_path_factory.mktemp("hf_home")) as server:
+        yield server.base_url, server.model

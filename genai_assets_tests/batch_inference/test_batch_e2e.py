@@ -9,8 +9,6 @@ from genai_assets.defs.batch_inference.assets import batch_inference_results, ba
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.prompt_source import PromptSourceResource
 
-pytestmark = pytest.mark.slow
-
 REQUESTS = [
     {"id": "restore", "prompt": "How do I restore a snapshot with skyvault?"},
     {
@@ -26,6 +24,7 @@ REQUESTS = [
 ]
 
 
+@pytest.mark.slow
 def test_batch_against_transformers_serve(transformers_server, tmp_path):
     base_url, model = transformers_server
     prompts = tmp_path / "prompts"
@@ -81,3 +80,13 @@ def test_batch_against_transformers_serve(transformers_server, tmp_path):
         rerun_metadata = rerun.get_asset_materialization_events()[0].materialization.metadata
         assert rerun_metadata["items_sent_this_run"].value == 0
         assert rerun.output_for_node("batch_inference_results") == rows
+
+
+def test_serve_model_rejects_a_folder_that_is_not_a_model(tmp_path):
+    from genai_assets.batch_inference.local_server import serve_model
+
+    with (
+        pytest.raises(FileNotFoundError, match="is not a model folder"),
+        serve_model(tmp_path, tmp_path / "hf"),
+    ):
+        pass
