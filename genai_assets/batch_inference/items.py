@@ -141,11 +141,22 @@ def parse_line(text: str, line: int) -> BatchItem:
     )
 
 
-def parse_lines(lines: Iterable[str]) -> list[BatchItem]:
-    """Parse JSONL text lines; blank lines are skipped, a repeated id is a malformed item."""
+def parse_lines(lines: Iterable[str | bytes]) -> list[BatchItem]:
+    """Parse JSONL lines; blank lines are skipped, a repeated id is a malformed item.
+
+    Lines may be ``bytes`` (as read from a file): one that is not UTF-8 is a malformed item.
+    """
     items: list[BatchItem] = []
     first_seen: dict[str, int] = {}
-    for number, text in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                items.append(_malformed(number, None, f"not valid UTF-8 ({error.reason})"))
+                continue
+        else:
+            text = raw
         if not text.strip():
             continue
         item = parse_line(text, number)
@@ -164,5 +175,5 @@ def parse_file(path: Path) -> list[BatchItem]:
     """Parse the JSONL file at ``path``; raises ``FileNotFoundError`` naming the path."""
     if not path.is_file():
         raise FileNotFoundError(f"batch input {path} does not exist or is not a file")
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    with path.open("rb") as handle:
         return parse_lines(handle)

@@ -59,7 +59,7 @@ class PromptSourceResource(dg.ConfigurableResource):
                 PromptFile(key=obj["Key"][len(prefix) :], version=obj["ETag"].strip('"'))
                 for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
                 for obj in page.get("Contents", [])
-                if obj["Key"].endswith(SUFFIX)
+                if obj["Key"].endswith(SUFFIX) and not obj["Key"][len(prefix) :].startswith(".")
             ]
             return sorted(files, key=lambda f: f.key)
         folder = Path(self.location)
@@ -68,7 +68,7 @@ class PromptSourceResource(dg.ConfigurableResource):
         return [
             PromptFile(key=path.name, version=f"{path.stat().st_size}-{path.stat().st_mtime_ns}")
             for path in sorted(folder.glob(f"*{SUFFIX}"))
-            if path.is_file()
+            if path.is_file() and not path.name.startswith(".")
         ]
 
     def fetch(self, key: str, cache_dir: Path) -> Path:

@@ -78,6 +78,14 @@ def test_fingerprint_changes_with_prompt_model_and_parameters():
     assert fingerprint != base.fingerprint("m", {"max_tokens": 9})
 
 
+def test_a_line_that_is_not_utf8_is_a_malformed_item(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_bytes(b'{"id": "a", "prompt": "caf\xe9"}\n{"id": "b", "prompt": "ok"}\n')
+    items = parse_file(path)
+    assert items[0].error.startswith("line 1: not valid UTF-8")
+    assert items[1].is_valid and items[1].line == 2
+
+
 def test_missing_input_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="batch input .*nope.jsonl"):
         parse_file(tmp_path / "nope.jsonl")
