@@ -2,7 +2,12 @@
 
 import asyncio
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +28,7 @@ from genai_assets.batch_inference.runner import (
 from genai_assets_tests.batch_inference.misbehaving_server import MisbehavingOpenAIServer
 
 FAST_RETRY = RetryPolicy(max_attempts=4, backoff_base_s=0.02, backoff_max_s=0.2)
+FAST_SETTINGS = BatchSettings(model="test-model", concurrency=4, retry=FAST_RETRY)
 
 
 def write_prompts(path: Path, count: int, malformed_after: tuple[int, ...] = ()) -> list[str]:
@@ -300,3 +306,51 @@ def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after():
         assert max(delays) - min(delays) > step / 4  # jittered, not constant
     assert 3.0 <= policy.delay(1, 3.0, rng) <= 3.3
     assert 30 <= policy.delay(1, 500.0, rng) <= 33
+
+
+CRASHING_RUN = """
+import sys
+from pathlib import Path
+import openai
+from genai_assets.batch_inference.runner import BatchSettings, run_batch_file
+base_url, input_path, work = sys.argv[1:4]
+run_batch_file(
+    Path(input_path),
+    Path(work),
+    lambda: openai.AsyncOpenAI(base_url=base_url, api_key="test", max_retries=0),
+    BatchSettings(model="test-model", concurrency=4),
+)
+"""
+
+
+def test_a_killed_process_loses_at_most_the_requests_in_flight(tmp_path):
+    """SIGKILL mid-batch (no cleanup at all), then rerun: only unrecorded items are sent."""
+    input_path = tmp_path / "prompts.jsonl"
+    write_prompts(input_path, 200)
+    work = tmp_path / "work"
+    progress = work / PROGRESS_FILE
+    with MisbehavingOpenAIServer(delay_s=0.02) as server:
+        process = subprocess.Popen(
+            [sys.executable, "-c", CRASHING_RUN, server.base_url, str(input_path), str(work)],
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not (progress.exists() and progress.read_text().count("\n") >= 60):
+                assert process.poll() is None, "the batch process ended before it was killed"
+                assert time.monotonic() < deadline, "the batch process made no progress"
+                time.sleep(0.02)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        first_sent = set(server.items_sent())
+        recorded = set(ResultJournal(progress).load())
+        assert 60 <= len(recorded) < 200
+        assert len(first_sent - recorded) <= 4  # at most the requests in flight
+
+        server.reset_log()
+        report = run_batch_file(input_path, work, client_factory(server), FAST_SETTINGS)
+        assert set(server.items_sent()) == {f"item-{n:03d}" for n in range(200)} - recorded
+    assert [row["status"] for row in report.rows] == ["ok"] * 200
