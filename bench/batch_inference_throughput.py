@@ -18,7 +18,6 @@ figures measure the client side, not a model. Run from the repository root:
 
 import argparse
 import asyncio
-import multiprocessing
 import sys
 import tempfile
 import time
@@ -30,39 +29,7 @@ from genai_assets.batch_inference.engine import Engine, RetryPolicy
 from genai_assets.batch_inference.items import parse_lines
 from genai_assets.batch_inference.limiter import RateLimiter
 from genai_assets.batch_inference.results import ResultJournal
-from genai_assets_tests.batch_inference.misbehaving_server import MisbehavingOpenAIServer
-
-
-def _serve(connection, options: dict) -> None:
-    server = MisbehavingOpenAIServer(**options).start()
-    connection.send(server.port)
-    connection.recv()  # the stop signal
-    connection.send([(a.at, a.action) for a in server.arrivals])
-    server.stop()
-
-
-class ServerProcess:
-    """The test double server in a child process (so it does not share the client's GIL).
-
-    Arrival times are ``time.monotonic()`` in the child: on Linux the same clock as ours.
-    """
-
-    def __init__(self, **options) -> None:
-        self.options = options
-        self.arrivals: list[tuple[float, str]] = []
-
-    def __enter__(self) -> "ServerProcess":
-        context = multiprocessing.get_context("spawn")
-        self._connection, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, self.options), daemon=True)
-        self._process.start()
-        self.base_url = f"http://127.0.0.1:{self._connection.recv()}/v1"
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._connection.send("stop")
-        self.arrivals = self._connection.recv()
-        self._process.join(timeout=30)
+from genai_assets_tests.batch_inference.misbehaving_server import ServerProcess
 
 
 def make_items(count: int, tag: str):
@@ -169,8 +136,8 @@ def rate_limit(args, work: Path) -> bool:
         asyncio.run(
             engine_run(server, make_items(count, "r"), args.concurrency, work / "rate", limiter)
         )
-    accepted = sorted(at for at, action in server.arrivals if action == "ok")
-    rejected = sum(1 for _, action in server.arrivals if action == "429")
+    accepted = sorted(a.at for a in server.arrivals if a.action == "ok")
+    rejected = sum(1 for a in server.arrivals if a.action == "429")
     records = ResultJournal(work / "rate" / "progress.jsonl").load()
     failed = sum(1 for record in records.values() if record["status"] != "ok")
     achieved = (len(accepted) - 1) / (accepted[-1] - accepted[0])

@@ -180,6 +180,9 @@ class Engine:
         invalid = [item.line for item in items if not item.is_valid]
         if invalid:
             raise ValueError(f"malformed items cannot be sent (lines {invalid[:10]})")
+        # The client imports its chat resources on first use (most of a second on a busy
+        # machine): do it now, not while the first granted requests wait behind it.
+        self._completions = self.client.chat.completions
         self.stats = EngineStats(started=time.monotonic())
         pending = iter(items)
         try:
@@ -209,7 +212,7 @@ class Engine:
             grant = await self.limiter.acquire(estimate)
             start = time.monotonic()
             try:
-                response = await self.client.chat.completions.create(
+                response = await self._completions.create(
                     model=self.model,
                     messages=list(item.messages),
                     **params,

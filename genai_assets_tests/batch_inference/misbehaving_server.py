@@ -13,6 +13,7 @@ test prompts start with their id.
 
 import asyncio
 import math
+import multiprocessing
 import threading
 import time
 from collections import Counter, deque
@@ -230,3 +231,39 @@ class MisbehavingOpenAIServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _serve(connection, options: dict) -> None:
+    server = MisbehavingOpenAIServer(**options).start()
+    connection.send(server.port)
+    connection.recv()  # the stop signal
+    connection.send(server.arrivals)
+    server.stop()
+
+
+class ServerProcess:
+    """The test double in a child process, so it does not share the client's GIL.
+
+    Takes the server's options except ``plan`` (which would have to be pickled);
+    ``arrivals`` is filled when the block ends. Arrival times are
+    ``time.monotonic()`` in the child: on Linux the same clock as the parent's.
+    """
+
+    def __init__(self, **options) -> None:
+        self.options = options
+        self.arrivals: list[Arrival] = []
+
+    def __enter__(self) -> "ServerProcess":
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, self.options), daemon=True)
+        self._process.start()
+        if not self._connection.poll(60):
+            raise RuntimeError("the test double server process did not start in 60 s")
+        self.base_url = f"http://127.0.0.1:{self._connection.recv()}/v1"
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._connection.send("stop")
+        self.arrivals = self._connection.recv()
+        self._process.join(timeout=30)
