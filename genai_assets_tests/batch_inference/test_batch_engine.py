@@ -79,11 +79,11 @@ def test_every_item_is_accounted_for_in_order_under_faults(tmp_path):
         model="test-model",
         concurrency=16,
         retry=FAST_RETRY,
-        request_timeout_s=0.5,
+        request_timeout_s=2.0,
         defaults={"max_tokens": 16},
         seed=0,
     )
-    with MisbehavingOpenAIServer(fault_plan, retry_after_ms=30, hang_s=1.5) as server:
+    with MisbehavingOpenAIServer(fault_plan, retry_after_ms=30, hang_s=5.0) as server:
         report = run_batch_file(input_path, tmp_path / "work", client_factory(server), settings)
 
     rows = report.rows

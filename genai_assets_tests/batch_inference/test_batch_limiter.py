@@ -38,7 +38,7 @@ def test_requests_per_window_are_capped_and_paced():
     # may be followed by one made-up slot, never more.
     for index, granted in enumerate(times):
         assert granted - times[0] >= (index - 1) * 0.05 - 1e-3
-    assert elapsed == pytest.approx(23 * 0.05, rel=0.2)
+    assert 22 * 0.05 <= elapsed < 2 * 23 * 0.05
 
 
 def test_tokens_per_window_are_capped():
@@ -57,7 +57,7 @@ def test_settling_with_actual_usage_frees_the_window():
         await limiter.acquire(80)
         return time.monotonic() - started
 
-    assert asyncio.run(scenario()) < 0.05
+    assert asyncio.run(scenario()) < 1.0  # not the 10 s the estimate would cost
 
 
 def test_request_larger_than_the_token_limit_goes_alone_once_the_window_is_empty():
@@ -68,7 +68,7 @@ def test_request_larger_than_the_token_limit_goes_alone_once_the_window_is_empty
         await limiter.acquire(500)
         return time.monotonic() - started
 
-    assert 0.15 <= asyncio.run(scenario()) < 0.5
+    assert 0.15 <= asyncio.run(scenario()) < 1.5
 
 
 def test_pause_for_holds_every_new_request():
