@@ -21,12 +21,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from genai_assets.batch_inference.items import BatchItem
 from genai_assets.batch_inference.limiter import RateLimiter, estimate_tokens
 from genai_assets.batch_inference.results import STATUS_FAILED, STATUS_OK, ResultJournal
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+ERROR_CHARS = 500
+
+
+def _shorten(text: str) -> str:
+    """An error message short enough for a results row (an HTML error page is not)."""
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,7 @@ class Engine:
     rng: random.Random = field(default_factory=random.Random)
     on_record: Callable[[dict[str, Any]], None] | None = None
     stats: EngineStats = field(default_factory=EngineStats)
+    _completions: Any = field(default=None, init=False, repr=False)
 
     async def run(self, items: Sequence[BatchItem]) -> EngineStats:
         """Send every item (all must be valid) and journal each outcome."""
@@ -236,12 +244,23 @@ class Engine:
                     attempts=attempt,
                     latency_s=time.monotonic() - start,
                     elapsed_s=time.monotonic() - first_start,
-                    error=f"{failure.kind}: {failure.message}"
+                    error=f"{failure.kind}: {_shorten(failure.message)}"
                     + (f" (gave up after {attempt} attempts)" if failure.retryable else ""),
                     error_type=failure.kind,
                     status_code=failure.status_code,
                 )
             latency = time.monotonic() - start
+            if not isinstance(response, ChatCompletion):  # e.g. a proxy's HTML page with 200
+                self.stats.errors["invalid_response"] += 1
+                return self._record(
+                    item,
+                    status=STATUS_FAILED,
+                    attempts=attempt,
+                    latency_s=latency,
+                    elapsed_s=time.monotonic() - first_start,
+                    error=_shorten(f"invalid_response: not a chat completion: {response}"),
+                    error_type="invalid_response",
+                )
             usage = response.usage
             if usage is not None:
                 grant.settle(usage.total_tokens)

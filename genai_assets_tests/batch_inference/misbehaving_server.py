@@ -23,7 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
-ACTIONS = ("ok", "429", "500", "503", "timeout", "drop", "cut", "400")
+ACTIONS = ("ok", "429", "500", "503", "timeout", "drop", "cut", "400", "html", "502html")
+HTML_PAGE = "<html><body>" + "Bad gateway. " * 200 + "</body></html>"
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,10 @@ class MisbehavingOpenAIServer:
             return _error(429, "Rate limit reached (test double)", headers)
         if action in ("500", "503"):
             return _error(int(action), "Internal error (test double)")
+        if action == "html":  # a proxy's page with status 200
+            return web.Response(text=HTML_PAGE, content_type="text/html")
+        if action == "502html":
+            return web.Response(text=HTML_PAGE, status=502, content_type="text/html")
         if action == "400":
             return _error(400, f"Invalid request for {item} (test double)")
         if action == "drop":  # close before any byte of a response

@@ -209,6 +209,27 @@ def test_rerun_resends_failed_and_changed_items_only(tmp_path):
         assert third.rows == second.rows
 
 
+def test_non_json_answers_are_recorded_on_the_item(tmp_path):
+    """A proxy's HTML page: with status 200 it is an invalid response, with 502 retried."""
+    input_path = tmp_path / "prompts.jsonl"
+    write_prompts(input_path, 3)
+    plans = {"item-000": ["html"], "item-001": ["502html", "ok"], "item-002": ["ok"]}
+
+    def plan(item, attempt):
+        return plans[item][min(attempt, len(plans[item])) - 1]
+
+    with MisbehavingOpenAIServer(plan) as server:
+        work = tmp_path / "work"
+        report = run_batch_file(input_path, work, client_factory(server), FAST_SETTINGS)
+    html, retried, ok = report.rows
+    assert html["status"] == "failed" and html["error_type"] == "invalid_response"
+    assert html["error"].startswith("invalid_response: not a chat completion: <html>")
+    assert len(html["error"]) <= 500 and html["error"].endswith("...")
+    assert retried["status"] == "ok" and retried["attempts"] == 2
+    assert ok["status"] == "ok"
+    assert report.summary["errors_this_run"] == {"invalid_response": 1, "server_error": 1}
+
+
 def test_rate_limit_storm_is_recovered_by_honouring_retry_after(tmp_path):
     """The server enforces 20 requests per 0.5 s; the client has no limiter of its own."""
     input_path = tmp_path / "prompts.jsonl"
