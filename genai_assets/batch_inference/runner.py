@@ -6,9 +6,11 @@ when every item has an outcome.
 """
 
 import asyncio
+import fcntl
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,29 @@ from genai_assets.batch_inference.stats import summarize
 
 PROGRESS_FILE = "progress.jsonl"
 RESULTS_FILE = "results.jsonl"
+LOCK_FILE = ".lock"
+
+
+class BatchAlreadyRunningError(RuntimeError):
+    """Another process is running the same batch (same working folder)."""
+
+
+@contextmanager
+def exclusive(work_dir: Path) -> Iterator[None]:
+    """Hold the working folder's lock, so two runs never send and journal the same items."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with (work_dir / LOCK_FILE).open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise BatchAlreadyRunningError(
+                f"another run is working on {work_dir} (its lock is held); wait for it to "
+                "finish or stop it"
+            ) from error
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -111,7 +136,23 @@ def run_batch_file(
     price: ModelPrice | None = None,
     log: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> BatchReport:
-    """Run (or resume) the batch in ``input_path``, keeping state in ``work_dir``."""
+    """Run (or resume) the batch in ``input_path``, keeping state in ``work_dir``.
+
+    Raises:
+        BatchAlreadyRunningError: another process holds ``work_dir``.
+    """
+    with exclusive(work_dir):
+        return _run_batch_file(input_path, work_dir, client_factory, settings, price, log)
+
+
+def _run_batch_file(
+    input_path: Path,
+    work_dir: Path,
+    client_factory: Callable[[], openai.AsyncOpenAI],
+    settings: BatchSettings,
+    price: ModelPrice | None,
+    log: logging.Logger | logging.LoggerAdapter | None,
+) -> BatchReport:
     log = log or logging.getLogger(__name__)
     items = parse_file(input_path)
     malformed = [item for item in items if not item.is_valid]

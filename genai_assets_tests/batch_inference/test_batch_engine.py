@@ -21,7 +21,9 @@ from genai_assets.batch_inference.results import ResultJournal
 from genai_assets.batch_inference.runner import (
     PROGRESS_FILE,
     RESULTS_FILE,
+    BatchAlreadyRunningError,
     BatchSettings,
+    exclusive,
     run_batch_file,
     send_items,
 )
@@ -207,6 +209,20 @@ def test_rerun_resends_failed_and_changed_items_only(tmp_path):
         third = run_batch_file(input_path, work, client_factory(server), settings)
         assert server.items_sent() == Counter()
         assert third.rows == second.rows
+
+
+def test_two_runs_of_the_same_batch_cannot_overlap(tmp_path):
+    input_path = tmp_path / "prompts.jsonl"
+    write_prompts(input_path, 2)
+    work = tmp_path / "work"
+    with (
+        exclusive(work),
+        pytest.raises(BatchAlreadyRunningError, match="another run is working on .*work"),
+    ):
+        run_batch_file(input_path, work, lambda: None, FAST_SETTINGS)
+    with MisbehavingOpenAIServer() as server:  # released: the next run goes ahead
+        report = run_batch_file(input_path, work, client_factory(server), FAST_SETTINGS)
+    assert report.summary["items_ok"] == 2
 
 
 def test_non_json_answers_are_recorded_on_the_item(tmp_path):
