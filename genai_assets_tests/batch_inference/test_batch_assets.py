@@ -135,6 +135,16 @@ def test_missing_model_fails_with_a_clear_message(tmp_path):
             materialize(instance, "a.jsonl", OpenAICompatibleResource(), prompts)
 
 
+@dg.op
+def noop() -> None:
+    pass
+
+
+@dg.job
+def noop_job() -> None:
+    noop()
+
+
 def test_sensor_adds_partitions_and_requests_one_run_per_file_version(tmp_path):
     prompts = tmp_path / "prompts"
     write_file(prompts, "a.jsonl", 2)
@@ -171,6 +181,19 @@ def test_sensor_adds_partitions_and_requests_one_run_per_file_version(tmp_path):
         assert third.run_requests[0].run_key not in run_keys
         assert list(third.dynamic_partitions_requests[0].partition_keys) == ["c.jsonl"]
         instance.add_dynamic_partitions(batch_prompt_files.name, ["c.jsonl"])
+
+        # A file that changes while its partition runs waits until that run is over.
+        write_file(prompts, "b.jsonl", 5)
+        os.utime(prompts / "b.jsonl", ns=(2, 2))
+        running = instance.create_run_for_job(
+            noop_job, tags={"dagster/partition": "b.jsonl"}, status=dg.DagsterRunStatus.STARTED
+        )
+        busy = tick(third.cursor)
+        assert not busy.run_requests and "wait for their running" in busy.skip_reason.skip_message
+        instance.report_run_canceled(running)
+        freed = tick(third.cursor)
+        assert [r.partition_key for r in freed.run_requests] == ["b.jsonl"]
+        third = freed
 
         # Without a model the partition is still added, but no run is requested yet.
         write_file(prompts, "d.jsonl", 1)

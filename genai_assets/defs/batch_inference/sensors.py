@@ -41,12 +41,36 @@ def batch_prompt_files_sensor(
             dynamic_partitions_requests=partition_requests,
             skip_reason=f"{len(changed)} files wait for a model: set OPENAI_MODEL for `llm`",
         )
-    for f in changed:
+    # A file that changed while its partition is still running waits for the next tick:
+    # a second run of the same partition would only find the folder locked.
+    ready = [f for f in changed if not _partition_busy(context.instance, f.key)]
+    for f in ready:
         seen[f.key] = f.version
+    if not ready:
+        return dg.SensorResult(
+            dynamic_partitions_requests=partition_requests,
+            skip_reason=f"{len(changed)} changed files wait for their running partitions",
+        )
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(partition_key=f.key, run_key=f"{f.key}@{f.version}") for f in changed
+            dg.RunRequest(partition_key=f.key, run_key=f"{f.key}@{f.version}") for f in ready
         ],
         dynamic_partitions_requests=partition_requests,
         cursor=json.dumps(seen, sort_keys=True),
     )
+
+
+def _partition_busy(instance: dg.DagsterInstance, partition_key: str) -> bool:
+    """Whether a run of this partition is queued or in progress."""
+    runs = instance.get_runs_count(
+        filters=dg.RunsFilter(
+            statuses=[
+                dg.DagsterRunStatus.QUEUED,
+                dg.DagsterRunStatus.NOT_STARTED,
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+            ],
+            tags={"dagster/partition": partition_key},
+        )
+    )
+    return runs > 0
