@@ -9,6 +9,7 @@ import asyncio
 import fcntl
 import logging
 import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from genai_assets.batch_inference.stats import summarize
 PROGRESS_FILE = "progress.jsonl"
 RESULTS_FILE = "results.jsonl"
 LOCK_FILE = ".lock"
+MALFORMED_LOGGED = 20
 
 
 class BatchAlreadyRunningError(RuntimeError):
@@ -83,6 +85,34 @@ class BatchReport:
     malformed: list[BatchItem]
     ignored_keys: list[str]
     corrupt_journal_lines: int
+
+
+class ProgressLog:
+    """Logs progress about ten times per run, and at least every ``every_s`` seconds."""
+
+    def __init__(
+        self, log: logging.Logger | logging.LoggerAdapter, total: int, every_s: float = 60.0
+    ) -> None:
+        self.log, self.total, self.every_s = log, total, every_s
+        self.step = max(1, total // 10)
+        self.done = self.failed = 0
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        """Count one recorded outcome; log when a step or the interval has passed."""
+        self.done += 1
+        self.failed += record["status"] != "ok"
+        now = time.monotonic()
+        if self.done % self.step and now - self.last < self.every_s and self.done < self.total:
+            return
+        self.last = now
+        self.log.info(
+            "%d/%d items done (%d failed), %.1f items/s",
+            self.done,
+            self.total,
+            self.failed,
+            self.done / max(now - self.started, 1e-9),
+        )
 
 
 def plan(
@@ -156,8 +186,14 @@ def _run_batch_file(
     log = log or logging.getLogger(__name__)
     items = parse_file(input_path)
     malformed = [item for item in items if not item.is_valid]
-    for item in malformed:
+    for item in malformed[:MALFORMED_LOGGED]:
         log.warning("%s: %s", input_path.name, item.error)
+    if len(malformed) > MALFORMED_LOGGED:
+        log.warning(
+            "%s: %d more malformed lines (see the results)",
+            input_path.name,
+            len(malformed) - MALFORMED_LOGGED,
+        )
     ignored = sorted({key for item in items for key in item.ignored_keys})
     if ignored:
         log.warning("%s: ignoring unknown keys %s", input_path.name, ignored)
@@ -174,7 +210,9 @@ def _run_batch_file(
         valid - len(todo),
     )
     with journal:
-        engine = asyncio.run(send_items(todo, journal, client_factory, settings))
+        engine = asyncio.run(
+            send_items(todo, journal, client_factory, settings, ProgressLog(log, len(todo)))
+        )
     records = journal.load()
     rows = assemble_rows(items, records)
     results_path = write_rows(rows, work_dir / RESULTS_FILE)

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import os
 import random
 import signal
@@ -23,6 +24,7 @@ from genai_assets.batch_inference.runner import (
     RESULTS_FILE,
     BatchAlreadyRunningError,
     BatchSettings,
+    ProgressLog,
     exclusive,
     run_batch_file,
     send_items,
@@ -397,3 +399,14 @@ def test_a_killed_process_loses_at_most_the_requests_in_flight(tmp_path):
         report = run_batch_file(input_path, work, client_factory(server), FAST_SETTINGS)
         assert set(server.items_sent()) == {f"item-{n:03d}" for n in range(200)} - recorded
     assert [row["status"] for row in report.rows] == ["ok"] * 200
+
+
+def test_progress_is_logged_about_ten_times_per_run(caplog):
+    log = logging.getLogger("batch-progress-test")
+    progress = ProgressLog(log, total=95, every_s=3600)
+    with caplog.at_level(logging.INFO, logger="batch-progress-test"):
+        for index in range(95):
+            progress({"status": "failed" if index % 10 == 0 else "ok"})
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 11  # every 9 items (95 // 10), and the last one
+    assert messages[-1].startswith("95/95 items done (10 failed)")
