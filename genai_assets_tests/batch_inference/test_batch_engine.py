@@ -401,12 +401,26 @@ def test_a_killed_process_loses_at_most_the_requests_in_flight(tmp_path):
     assert [row["status"] for row in report.rows] == ["ok"] * 200
 
 
-def test_progress_is_logged_about_ten_times_per_run(caplog):
+class ListHandler(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_progress_is_logged_about_ten_times_per_run():
     log = logging.getLogger("batch-progress-test")
-    progress = ProgressLog(log, total=95, every_s=3600)
-    with caplog.at_level(logging.INFO, logger="batch-progress-test"):
+    log.setLevel(logging.INFO)
+    handler = ListHandler()
+    log.addHandler(handler)
+    try:
+        progress = ProgressLog(log, total=95, every_s=3600)
         for index in range(95):
             progress({"status": "failed" if index % 10 == 0 else "ok"})
-    messages = [record.getMessage() for record in caplog.records]
+    finally:
+        log.removeHandler(handler)
+    messages = handler.messages
     assert len(messages) == 11  # every 9 items (95 // 10), and the last one
     assert messages[-1].startswith("95/95 items done (10 failed)")
