@@ -18,6 +18,7 @@ from genai_assets.resources.document_store import LocalDocumentStore, S3Document
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
+from genai_assets.resources.prompt_source import PromptSourceResource
 from genai_assets.resources.qdrant import QdrantResource
 
 DOCUMENT_SOURCES_VARIABLE = "GENAI_ASSETS_DOCUMENT_SOURCES"
@@ -114,6 +115,12 @@ def build_resources(environment: str) -> dict[str, object]:
     }
     # "s3", "io_manager" and "document_store": local files, or S3 in production.
     resources.update(storage_resources(environment))
+    # Batch inference input files: a local folder, or s3://bucket/prefix (read with "s3").
+    resources["batch_prompts"] = PromptSourceResource(
+        location=dg.EnvVar("BATCH_PROMPTS_LOCATION").get_value()
+        or str(settings.PACKAGE_DATA / "prompts"),
+        s3=resources["s3"],
+    )
     return resources
 
 
