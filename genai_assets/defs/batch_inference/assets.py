@@ -117,6 +117,9 @@ def _failures_markdown(rows: list[dict]) -> str:
     group_name="batch_inference",
     kinds={"openai", "python"},
     pool="llm_api",
+    # Bump when the request built from an input line, or the result row, changes shape.
+    code_version="1",
+    owners=["team:ml-platform"],
     check_specs=[
         dg.AssetCheckSpec(
             "no_failed_items",

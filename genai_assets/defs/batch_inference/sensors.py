@@ -10,7 +10,9 @@ from genai_assets.resources.prompt_source import PromptSourceResource
 
 
 @dg.sensor(
-    target=[batch_inference_results],
+    # A selection, not the asset object, so the code location's operations policy can
+    # still rebuild the asset definition.
+    target=dg.AssetSelection.assets(batch_inference_results),
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(
