@@ -18,6 +18,7 @@ from genai_assets.resources.document_store import LocalDocumentStore, S3Document
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
+from genai_assets.resources.prompt_source import PromptSourceResource
 from genai_assets.resources.qdrant import QdrantResource
 from genai_assets.resources.training_runner import TrainingRunnerResource
 
@@ -115,6 +116,12 @@ def build_resources(environment: str) -> dict[str, object]:
     }
     # "s3", "io_manager" and "document_store": local files, or S3 in production.
     resources.update(storage_resources(environment))
+    # Batch inference input files: a local folder, or s3://bucket/prefix (read with "s3").
+    resources["batch_prompts"] = PromptSourceResource(
+        location=dg.EnvVar("BATCH_PROMPTS_LOCATION").get_value()
+        or str(settings.PACKAGE_DATA / "prompts"),
+        s3=resources["s3"],
+    )
     # Fine-tuning: training runs as a local subprocess, or in production as a Kubernetes
     # GPU pod through dagster-k8s Pipes (image and artifact volume from the environment).
     if environment == "production":

@@ -16,11 +16,19 @@ import pytest
 
 import genai_assets.definitions
 from genai_assets.defs.resources import storage_resources
+from genai_assets.resources.openai_api import OpenAICompatibleResource
+from genai_assets_tests.batch_inference.misbehaving_server import MisbehavingOpenAIServer
 from genai_assets_tests.production.whole_graph import materialize_whole_graph
 
 # Dynamic partitions have no keys until a sensor adds them: name here the keys
 # to materialize, per DynamicPartitionsDefinition name, e.g. {"prompt_files": ["sample.jsonl"]}.
-DYNAMIC_PARTITION_KEYS: dict[str, list[str]] = {}
+DYNAMIC_PARTITION_KEYS: dict[str, list[str]] = {"batch_prompt_files": ["sample_prompts.jsonl"]}
+
+# Assets that call an OpenAI-compatible API for every item (batch inference): they run
+# on their own Definitions whose `llm` is the batch tests' local server (a test double
+# that answers every request), since giving the shared `llm` a model would also switch
+# rag_quality_metrics to LLM-judged metrics that need a real instruction-following model.
+LLM_CALLING_ASSETS = {dg.AssetKey("batch_inference_results")}
 
 
 def _io_loaded_parents(defs: dg.Definitions) -> dict[dg.AssetKey, set[dg.AssetKey]]:
@@ -46,12 +54,22 @@ def test_whole_graph_io_through_s3(s3_env, instance, monkeypatch) -> None:
     if not local.assets:
         pytest.skip("the Definitions hold no assets yet")
     storage = storage_resources("production")
+    calls_llm = [a for a in local.assets if set(getattr(a, "keys", ())) & LLM_CALLING_ASSETS]
     defs = dg.Definitions(
-        assets=local.assets,
+        assets=[a for a in local.assets if not any(a is b for b in calls_llm)],
         asset_checks=local.asset_checks,
         resources={**(local.resources or {}), **storage},
     )
     result = materialize_whole_graph(defs, instance, DYNAMIC_PARTITION_KEYS)
+    if calls_llm:
+        with MisbehavingOpenAIServer() as llm_server:
+            llm = OpenAICompatibleResource(base_url=llm_server.base_url, model="whole-graph")
+            llm_defs = dg.Definitions(
+                assets=calls_llm, resources={**(local.resources or {}), **storage, "llm": llm}
+            )
+            llm_result = materialize_whole_graph(llm_defs, instance, DYNAMIC_PARTITION_KEYS)
+        result.runs += llm_result.runs
+        result.materialized |= llm_result.materialized
     failed = [run.run_id for run in result.runs if not run.success]
     assert failed == []
 

@@ -1,0 +1,312 @@
+"""The async engine: send items through an ``openai.AsyncOpenAI`` client, record each outcome.
+
+A fixed pool of ``concurrency`` workers takes items in input order. Each
+attempt first waits for the :class:`~genai_assets.batch_inference.limiter.RateLimiter`.
+429, 408, 409 and 5xx responses, timeouts and dropped connections are retried
+with exponential backoff and jitter; a ``retry-after-ms`` / ``retry-after``
+header on the error response sets the wait instead (and, for a 429, holds
+every worker for that long). Any other API error (400, 401, 404, ...) is
+recorded on the item without a retry. Every final outcome goes to the journal
+at once; an exception that is not an API error stops the batch.
+"""
+
+import asyncio
+import email.utils
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import openai
+from openai.types.chat import ChatCompletion
+
+from genai_assets.batch_inference.items import BatchItem
+from genai_assets.batch_inference.limiter import RateLimiter, estimate_tokens
+from genai_assets.batch_inference.results import STATUS_FAILED, STATUS_OK, ResultJournal
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+ERROR_CHARS = 500
+
+
+def _shorten(text: str) -> str:
+    """An error message short enough for a results row (an HTML error page is not)."""
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a transient failure.
+
+    Attributes:
+        max_attempts: Attempts per item, the first included.
+        backoff_base_s: Wait after the first failure; doubles after each one.
+        backoff_max_s: Upper bound of the exponential wait.
+        max_retry_after_s: Upper bound on a server's Retry-After.
+    """
+
+    max_attempts: int = 6
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    max_retry_after_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait after failed ``attempt`` (1-based).
+
+        With a Retry-After the wait is that long plus up to 10% jitter, so that
+        workers told the same time do not all return at once; without one it is
+        "equal jitter" exponential backoff: half the exponential step plus a
+        random part of the other half.
+        """
+        if retry_after is not None:
+            wait = min(retry_after, self.max_retry_after_s)
+            return wait + rng.uniform(0, 0.1 * wait)
+        step = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        return step / 2 + rng.uniform(0, step / 2)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An attempt's error, classified."""
+
+    kind: str
+    message: str
+    retryable: bool
+    status_code: int | None = None
+    retry_after: float | None = None
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def classify(error: openai.APIError) -> Failure:
+    """Decide whether an API error is worth a retry, and how long the server asked to wait."""
+    if isinstance(error, openai.APITimeoutError):
+        return Failure("timeout", str(error), retryable=True)
+    if isinstance(error, openai.APIConnectionError):
+        cause = f" ({error.__cause__!r})" if error.__cause__ else ""
+        return Failure("connection_error", f"{error}{cause}", retryable=True)
+    if isinstance(error, openai.APIStatusError):
+        status = error.status_code
+        retry_after = parse_retry_after(error.response.headers)
+        if status == 429:
+            kind = "rate_limited"
+        elif status >= 500:
+            kind = "server_error"
+        else:
+            kind = f"http_{status}"
+        retryable = status in RETRYABLE_STATUS or status >= 500
+        return Failure(kind, error.message, retryable, status, retry_after)
+    return Failure(type(error).__name__, str(error), retryable=False)
+
+
+@dataclass
+class EngineStats:
+    """What one engine run did, for metadata and the benchmark."""
+
+    items: int = 0
+    attempts: int = 0
+    errors: Counter = field(default_factory=Counter)
+    latencies_s: list[float] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def wall_s(self) -> float:
+        """Seconds from the first request to the last outcome."""
+        return max(0.0, self.finished - self.started)
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first, over all items."""
+        return self.attempts - self.items
+
+
+@dataclass
+class Engine:
+    """Sends batch items through one async client under one limiter and retry policy.
+
+    Attributes:
+        client: The ``openai.AsyncOpenAI`` client (its own ``max_retries`` should be 0).
+        model: The model name sent with every request.
+        journal: Where each final outcome is appended (an open :class:`ResultJournal`).
+        limiter: Requests/tokens per period; an unlimited one by default.
+        retry: The retry policy.
+        concurrency: Requests in flight at most.
+        defaults: Sampling parameters for items that set none (e.g. ``max_tokens``).
+        request_timeout_s: Per-request timeout; ``None`` keeps the client's.
+        rng: Random source for jitter (seeded in tests).
+        on_record: Called with each journal record after it is written.
+    """
+
+    client: openai.AsyncOpenAI
+    model: str
+    journal: ResultJournal
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: int = 8
+    defaults: dict[str, Any] = field(default_factory=dict)
+    request_timeout_s: float | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    on_record: Callable[[dict[str, Any]], None] | None = None
+    stats: EngineStats = field(default_factory=EngineStats)
+    _completions: Any = field(default=None, init=False, repr=False)
+
+    async def run(self, items: Sequence[BatchItem]) -> EngineStats:
+        """Send every item (all must be valid) and journal each outcome."""
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        invalid = [item.line for item in items if not item.is_valid]
+        if invalid:
+            raise ValueError(f"malformed items cannot be sent (lines {invalid[:10]})")
+        # The client imports its chat resources on first use (most of a second on a busy
+        # machine): do it now, not while the first granted requests wait behind it.
+        self._completions = self.client.chat.completions
+        self.stats = EngineStats(started=time.monotonic())
+        pending = iter(items)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self.concurrency, len(items))):
+                    group.create_task(self._worker(pending))
+        finally:
+            self.stats.finished = time.monotonic()
+        return self.stats
+
+    async def _worker(self, pending: Any) -> None:
+        for item in pending:  # one shared iterator: each item is taken by exactly one worker
+            record = await self._process(item)
+            self.journal.append(record)
+            self.stats.items += 1
+            if self.on_record is not None:
+                self.on_record(record)
+
+    async def _process(self, item: BatchItem) -> dict[str, Any]:
+        params = item.request_params(self.defaults)
+        estimate = estimate_tokens(item.messages, params.get("max_tokens"))
+        first_start = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            self.stats.attempts += 1
+            grant = await self.limiter.acquire(estimate)
+            start = time.monotonic()
+            try:
+                response = await self._completions.create(
+                    model=self.model,
+                    messages=list(item.messages),
+                    **params,
+                    **({"timeout": self.request_timeout_s} if self.request_timeout_s else {}),
+                )
+            except openai.APIError as error:
+                failure = classify(error)
+                self.stats.errors[failure.kind] += 1
+                if failure.kind == "rate_limited":
+                    grant.settle(0)  # a rejected request does not count against the tokens
+                    if failure.retry_after is not None:
+                        self.limiter.pause_for(
+                            min(failure.retry_after, self.retry.max_retry_after_s)
+                        )
+                if failure.retryable and attempt < self.retry.max_attempts:
+                    await asyncio.sleep(self.retry.delay(attempt, failure.retry_after, self.rng))
+                    continue
+                return self._record(
+                    item,
+                    status=STATUS_FAILED,
+                    attempts=attempt,
+                    latency_s=time.monotonic() - start,
+                    elapsed_s=time.monotonic() - first_start,
+                    error=f"{failure.kind}: {_shorten(failure.message)}"
+                    + (f" (gave up after {attempt} attempts)" if failure.retryable else ""),
+                    error_type=failure.kind,
+                    status_code=failure.status_code,
+                )
+            latency = time.monotonic() - start
+            if not isinstance(response, ChatCompletion):  # e.g. a proxy's HTML page with 200
+                self.stats.errors["invalid_response"] += 1
+                return self._record(
+                    item,
+                    status=STATUS_FAILED,
+                    attempts=attempt,
+                    latency_s=latency,
+                    elapsed_s=time.monotonic() - first_start,
+                    error=_shorten(f"invalid_response: not a chat completion: {response}"),
+                    error_type="invalid_response",
+                )
+            usage = response.usage
+            if usage is not None:
+                grant.settle(usage.total_tokens)
+            if not response.choices:
+                self.stats.errors["empty_response"] += 1
+                return self._record(
+                    item,
+                    status=STATUS_FAILED,
+                    attempts=attempt,
+                    latency_s=latency,
+                    elapsed_s=time.monotonic() - first_start,
+                    error="empty_response: the response has no choices",
+                    error_type="empty_response",
+                )
+            choice = response.choices[0]
+            self.stats.latencies_s.append(latency)
+            return self._record(
+                item,
+                status=STATUS_OK,
+                attempts=attempt,
+                latency_s=latency,
+                elapsed_s=time.monotonic() - first_start,
+                output=choice.message.content if choice.message.content is not None else "",
+                finish_reason=choice.finish_reason,
+                input_tokens=usage.prompt_tokens if usage is not None else None,
+                output_tokens=usage.completion_tokens if usage is not None else None,
+                response_model=response.model,
+            )
+
+    def _record(self, item: BatchItem, **outcome: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "key": item.key,
+            "id": item.id,
+            "line": item.line,
+            "fingerprint": item.fingerprint(self.model, self.defaults),
+            "model": self.model,
+            "output": None,
+            "finish_reason": None,
+            "error": None,
+            "error_type": None,
+            "status_code": None,
+            "input_tokens": None,
+            "output_tokens": None,
+        }
+        record.update(outcome)
+        record["latency_s"] = round(record["latency_s"], 4)
+        record["elapsed_s"] = round(record["elapsed_s"], 4)
+        record["completed_at"] = datetime.now(UTC).isoformat()
+        return record
