@@ -111,9 +111,8 @@ def raw_documents(
             "characters": dg.MetadataValue.int(sum(row["n_chars"] for row in rows)),
             "formats": dg.MetadataValue.json(formats),
             "sources": dg.MetadataValue.json(sources),
-            "text_store": document_store.describe(),
             "skipped_inputs": dg.MetadataValue.md(skipped_table(skipped)),
-            "snapshot_store": dg.MetadataValue.path(str(store.root)),
+            "snapshot_store": dg.MetadataValue.path(document_store.describe()),
         },
     )
 
