@@ -32,9 +32,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 system-deps:
 	./scripts/install_system_deps.sh
 
-## Materialize the whole asset graph on the embedded defaults.
+## Materialize the whole asset graph on the embedded defaults: RAG, fine-tuning, then
+## batch inference against `transformers serve` on the promoted model.
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster asset materialize -m genai_assets.definitions --select '*'
+	$(PY) -m genai_assets.local_run
 
 ## The Dagster UI and daemon (schedules, sensors) on http://127.0.0.1:3000.
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

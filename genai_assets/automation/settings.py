@@ -166,6 +166,21 @@ def retry_settings() -> RetrySettings:
     )
 
 
+def automation_running_by_default() -> bool:
+    """Whether sensors and schedules start running: ``GENAI_ASSETS_AUTOMATION_DEFAULT_STATUS``.
+
+    ``running`` (the default) or ``stopped``: a staging copy or a UI test turns
+    them off so that nothing starts runs by itself; they can still be switched on
+    in the UI.
+    """
+    value = (_env("AUTOMATION_DEFAULT_STATUS") or "running").strip().lower()
+    if value not in ("running", "stopped"):
+        raise ValueError(
+            f"GENAI_ASSETS_AUTOMATION_DEFAULT_STATUS={value!r}: expected 'running' or 'stopped'"
+        )
+    return value == "running"
+
+
 def sensor_interval_s() -> int:
     """Least seconds between two ticks of a file sensor (``GENAI_ASSETS_SENSOR_INTERVAL_S``).
 

@@ -215,3 +215,20 @@ def test_domain_jobs_defined_by_a_domain_are_kept():
     assert jobs["fine_tuning_job"] is own
     assert set(jobs) == {"fine_tuning_job", "rag_refresh_job", "batch_inference_job"}
     defs.get_repository_def()  # no duplicate definitions
+
+
+def test_automation_default_status_follows_the_environment(monkeypatch):
+    from genai_assets.defs.automation.schedules import build_schedules
+    from genai_assets.defs.automation.sensors import file_sensors
+
+    def statuses():
+        instigators = [*file_sensors().sensors, *build_schedules()]
+        return {instigator.default_status.value for instigator in instigators}
+
+    monkeypatch.delenv("GENAI_ASSETS_AUTOMATION_DEFAULT_STATUS", raising=False)
+    assert statuses() == {"RUNNING"}
+    monkeypatch.setenv("GENAI_ASSETS_AUTOMATION_DEFAULT_STATUS", "stopped")
+    assert statuses() == {"STOPPED"}
+    monkeypatch.setenv("GENAI_ASSETS_AUTOMATION_DEFAULT_STATUS", "sometimes")
+    with pytest.raises(ValueError, match="AUTOMATION_DEFAULT_STATUS"):
+        file_sensors()

@@ -166,6 +166,8 @@ def dagster_ui(tmp_path_factory) -> Iterator[DagsterUI]:
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
         "DAGSTER_HOME": str(home),
+        # Nothing may start runs by itself: the test launches the one run it checks.
+        "GENAI_ASSETS_AUTOMATION_DEFAULT_STATUS": "stopped",
         "GENAI_ASSETS_ENV": "local",
         "GENAI_ASSETS_DOCUMENT_SOURCES": str(corpus),
         "HF_HUB_OFFLINE": "1",

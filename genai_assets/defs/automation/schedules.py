@@ -25,6 +25,7 @@ def group_schedule(
     group: str,
     when: ops_settings.ScheduleSettings,
     description: str,
+    default_status: dg.DefaultScheduleStatus = dg.DefaultScheduleStatus.RUNNING,
 ) -> dg.ScheduleDefinition:
     """A schedule of ``job_name`` that skips (saying why) while ``group`` has no assets."""
 
@@ -33,7 +34,7 @@ def group_schedule(
         job_name=job_name,
         cron_schedule=when.cron,
         execution_timezone=when.timezone,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
+        default_status=default_status,
         description=f"{description} ({when.cron}, {when.timezone}).",
     )
     def _schedule(context: dg.ScheduleEvaluationContext):
@@ -45,7 +46,12 @@ def group_schedule(
 
 
 def build_schedules() -> list[dg.ScheduleDefinition]:
-    """The schedules, with cron and timezone read from the environment now."""
+    """The schedules, with cron, timezone and default status read from the environment now."""
+    status = (
+        dg.DefaultScheduleStatus.RUNNING
+        if ops_settings.automation_running_by_default()
+        else dg.DefaultScheduleStatus.STOPPED
+    )
     return [
         group_schedule(
             "nightly_rag_refresh",
@@ -53,6 +59,7 @@ def build_schedules() -> list[dg.ScheduleDefinition]:
             RAG_GROUP,
             ops_settings.rag_refresh_schedule(),
             "Refresh the RAG index every night",
+            status,
         ),
         group_schedule(
             "weekly_fine_tuning",
@@ -60,6 +67,7 @@ def build_schedules() -> list[dg.ScheduleDefinition]:
             FINE_TUNING_GROUP,
             ops_settings.fine_tuning_schedule(),
             "Fine-tune, evaluate and publish the serving config every week",
+            status,
         ),
     ]
 

@@ -51,14 +51,17 @@ def change_request(
     return dg.SensorResult(run_requests=[request], cursor=changes.encode_cursor(current))
 
 
-def build_document_sources_sensor(minimum_interval_seconds: int) -> dg.SensorDefinition:
+def build_document_sources_sensor(
+    minimum_interval_seconds: int,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+) -> dg.SensorDefinition:
     """The sensor that refreshes the RAG index when documents appear, change or vanish."""
 
     @dg.sensor(
         name="document_sources_sensor",
         job_name=RAG_REFRESH_JOB,
         minimum_interval_seconds=minimum_interval_seconds,
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        default_status=default_status,
         description="Runs rag_refresh_job when a file under the document sources (local "
         "folders, globs, S3 prefixes) is added, changed or removed. Lists files without "
         f"reading them, at most every {minimum_interval_seconds} s.",
@@ -92,14 +95,17 @@ def training_files(folder: Path) -> list[tuple[str, str]]:
     return files
 
 
-def build_training_data_sensor(minimum_interval_seconds: int) -> dg.SensorDefinition:
+def build_training_data_sensor(
+    minimum_interval_seconds: int,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+) -> dg.SensorDefinition:
     """The sensor that fine-tunes when training data files appear or change."""
 
     @dg.sensor(
         name="training_data_sensor",
         job_name=FINE_TUNING_JOB,
         minimum_interval_seconds=minimum_interval_seconds,
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        default_status=default_status,
         description="Runs fine_tuning_job when a training data file (jsonl, json, csv, parquet) "
         "under GENAI_ASSETS_TRAINING_DATA_DIR (default genai_assets/data/training) is added, "
         "changed or removed.",
@@ -128,6 +134,14 @@ def build_training_data_sensor(minimum_interval_seconds: int) -> dg.SensorDefini
 def file_sensors() -> dg.Definitions:
     """The file sensors, with their interval read from the environment now."""
     interval = ops_settings.sensor_interval_s()
+    status = (
+        dg.DefaultSensorStatus.RUNNING
+        if ops_settings.automation_running_by_default()
+        else dg.DefaultSensorStatus.STOPPED
+    )
     return dg.Definitions(
-        sensors=[build_document_sources_sensor(interval), build_training_data_sensor(interval)]
+        sensors=[
+            build_document_sources_sensor(interval, status),
+            build_training_data_sensor(interval, status),
+        ]
     )
