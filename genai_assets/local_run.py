@@ -73,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-batch", action="store_true", help="Do not start a model server or run batch."
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    # Only this runner's lines: Dagster prints each run's events itself.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s genai_assets: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     instance = dg.DagsterInstance.get()
     ok = run_job("rag_refresh_job", instance)
     ok = run_job("fine_tuning_job", instance) and ok

@@ -73,6 +73,17 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
+def retry_after_from_headers(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` (OpenAI's, finer) or else ``Retry-After``."""
+    milliseconds = _header(headers, "retry-after-ms")
+    if milliseconds is not None:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass  # malformed: fall back to Retry-After
+    return parse_retry_after(_header(headers, "retry-after"))
+
+
 def error_for_status(
     service: str, status: int, headers: Mapping[str, str] | None = None, body: str = ""
 ) -> ExternalCallError | None:
@@ -80,7 +91,7 @@ def error_for_status(
     if status < 400:
         return None
     detail = f"HTTP {status}" + (f": {body.strip()[:300]}" if body.strip() else "")
-    retry_after = parse_retry_after(_header(headers, "retry-after"))
+    retry_after = retry_after_from_headers(headers)
     if status in TRANSIENT_STATUSES or status >= 500:
         return TransientExternalError(service, detail, status, retry_after)
     # Every other 4xx: the request itself is wrong and will be wrong again.

@@ -11,7 +11,6 @@ at once; an exception that is not an API error stops the batch.
 """
 
 import asyncio
-import email.utils
 import random
 import time
 from collections import Counter
@@ -23,6 +22,7 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
+from genai_assets.automation.retries import retry_after_from_headers
 from genai_assets.batch_inference.items import BatchItem
 from genai_assets.batch_inference.limiter import RateLimiter, estimate_tokens
 from genai_assets.batch_inference.results import STATUS_FAILED, STATUS_OK, ResultJournal
@@ -82,32 +82,6 @@ class Failure:
     retry_after: float | None = None
 
 
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    if headers is None:
-        return None
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def classify(error: openai.APIError) -> Failure:
     """Decide whether an API error is worth a retry, and how long the server asked to wait."""
     if isinstance(error, openai.APITimeoutError):
@@ -117,7 +91,7 @@ def classify(error: openai.APIError) -> Failure:
         return Failure("connection_error", f"{error}{cause}", retryable=True)
     if isinstance(error, openai.APIStatusError):
         status = error.status_code
-        retry_after = parse_retry_after(error.response.headers)
+        retry_after = retry_after_from_headers(error.response.headers)
         if status == 429:
             kind = "rate_limited"
         elif status >= 500:

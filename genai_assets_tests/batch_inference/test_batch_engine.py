@@ -16,7 +16,8 @@ import httpx
 import openai
 import pytest
 
-from genai_assets.batch_inference.engine import RetryPolicy, classify, parse_retry_after
+from genai_assets.automation.retries import retry_after_from_headers
+from genai_assets.batch_inference.engine import RetryPolicy, classify
 from genai_assets.batch_inference.items import parse_file
 from genai_assets.batch_inference.results import ResultJournal
 from genai_assets.batch_inference.runner import (
@@ -307,12 +308,12 @@ def test_client_side_limiter_keeps_requests_per_window_within_the_limit(tmp_path
     ],
 )
 def test_retry_after_headers(headers, expected):
-    assert parse_retry_after(httpx.Headers(headers)) == expected
+    assert retry_after_from_headers(httpx.Headers(headers)) == expected
 
 
 def test_retry_after_http_date_is_seconds_from_now():
     headers = httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})
-    assert parse_retry_after(headers) == 0.0
+    assert retry_after_from_headers(headers) == 0.0
 
 
 def _status_error(status: int, headers: dict[str, str] | None = None) -> openai.APIStatusError:
