@@ -1,0 +1,194 @@
+"""RAG ingestion: raw_documents -> document_embeddings."""
+
+import dagster as dg
+from pydantic import Field
+
+from genai_assets import settings
+from genai_assets.rag.chunking import Chunker
+from genai_assets.rag.documents import SkippedInput, SourceNotFoundError
+from genai_assets.rag.embedder import load_tokenizer
+from genai_assets.rag.index import QdrantIndex
+from genai_assets.rag.snapshots import SnapshotStore
+from genai_assets.rag.sync import DocumentSync, IngestSettings, SourceDocument
+from genai_assets.resources.documents import DocumentSourcesResource
+from genai_assets.resources.embeddings import SentenceTransformerResource
+from genai_assets.resources.qdrant import QdrantResource
+
+GROUP = "rag"
+
+
+def snapshot_store() -> SnapshotStore:
+    """Where raw_documents keeps document texts, by content hash."""
+    return SnapshotStore(settings.storage_root() / "document_snapshots")
+
+
+def skipped_table(skipped: list[tuple[str, str]], limit: int = 50) -> str:
+    """A markdown table of skipped inputs and their reasons."""
+    if not skipped:
+        return "No input was skipped."
+    rows = [f"| `{uri}` | {reason} |" for uri, reason in skipped[:limit]]
+    more = [f"\n... and {len(skipped) - limit} more"] if len(skipped) > limit else []
+    return "\n".join(["| input | reason |", "| --- | --- |", *rows, *more])
+
+
+class RawDocumentsConfig(dg.Config):
+    """Run-time choices for raw_documents."""
+
+    sources: list[str] = Field(
+        default_factory=list,
+        description="Override the document_sources resource for this run: folders, files, "
+        "glob patterns, http(s) URLs, s3://bucket/prefix.",
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "text"},
+    description="The documents to index, read from their sources (folders, globs, URLs, S3), "
+    "one row per document: stable id, source URI, content hash of the normalised text, "
+    "title, format, size and modification time. Texts are kept in a content-addressed "
+    "store; inputs that cannot be read are listed with the reason and skipped.",
+)
+def raw_documents(
+    context: dg.AssetExecutionContext,
+    config: RawDocumentsConfig,
+    document_sources: DocumentSourcesResource,
+) -> dg.MaterializeResult:
+    """Read every source; keep texts by hash; return the manifest (no texts)."""
+    store = snapshot_store()
+    rows, skipped = [], []
+    written = 0
+    sources = document_sources.resolved_sources(config.sources)
+    try:
+        for item in document_sources.iter_documents(config.sources):
+            if isinstance(item, SkippedInput):
+                context.log.warning(f"skipped {item.uri}: {item.reason}")
+                skipped.append((item.uri, item.reason))
+                continue
+            written += store.put(item.content_hash, item.text)
+            rows.append(item.manifest_row())
+    except SourceNotFoundError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    if not rows:
+        # An empty manifest would delete the whole index downstream: refuse it.
+        raise dg.Failure(
+            description=f"no readable document in sources {sources}; {len(skipped)} inputs skipped",
+            metadata={"skipped_inputs": dg.MetadataValue.md(skipped_table(skipped))},
+        )
+    pruned = store.prune({row["content_hash"] for row in rows})
+    formats: dict[str, int] = {}
+    for row in rows:
+        formats[row["format"]] = formats.get(row["format"], 0) + 1
+    return dg.MaterializeResult(
+        value=rows,
+        metadata={
+            "documents": dg.MetadataValue.int(len(rows)),
+            "skipped": dg.MetadataValue.int(len(skipped)),
+            "texts_written": dg.MetadataValue.int(written),
+            "texts_pruned": dg.MetadataValue.int(pruned),
+            "characters": dg.MetadataValue.int(sum(row["n_chars"] for row in rows)),
+            "formats": dg.MetadataValue.json(formats),
+            "sources": dg.MetadataValue.json(sources),
+            "skipped_inputs": dg.MetadataValue.md(skipped_table(skipped)),
+        },
+    )
+
+
+class DocumentEmbeddingsConfig(dg.Config):
+    """Chunking settings; a change builds a new versioned collection."""
+
+    chunk_tokens: int = Field(
+        default=256,
+        gt=8,
+        description="Most model tokens per chunk; capped at what the model embeds "
+        "(its max_seq_length minus special tokens).",
+    )
+    overlap_tokens: int = Field(
+        default=32, ge=0, description="Tokens repeated where a paragraph had to be cut."
+    )
+    batch_chunks: int = Field(
+        default=512, gt=0, description="Chunks embedded and written per batch; bounds memory."
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"qdrant", "sentence_transformers"},
+    description="Chunks of every document, embedded and stored in Qdrant. Incremental: "
+    "unchanged documents are skipped without loading the model, only new chunk texts are "
+    "embedded, and vanished chunks and documents are deleted, so the collection always "
+    "holds exactly the chunks of the current documents. Point ids derive from document, "
+    "settings and chunk text, so reruns never duplicate.",
+)
+def document_embeddings(
+    context: dg.AssetExecutionContext,
+    config: DocumentEmbeddingsConfig,
+    raw_documents: list[dict],
+    embedder: SentenceTransformerResource,
+    qdrant: QdrantResource,
+) -> dg.MaterializeResult:
+    """Sync the versioned collection for the current settings with raw_documents."""
+    chunk_tokens = min(config.chunk_tokens, embedder.max_chunk_tokens())
+    ingest = IngestSettings(embedder.model, chunk_tokens, config.overlap_tokens)
+    collection = f"{qdrant.collection}-{ingest.fingerprint()}"
+    store = snapshot_store()
+    docs = [
+        SourceDocument(row["doc_id"], row["uri"], row["content_hash"], row.get("title"))
+        for row in raw_documents
+    ]
+
+    def read_text(doc: SourceDocument) -> str:
+        return store.get(doc.content_hash)
+
+    with qdrant.open() as client:
+        index = QdrantIndex(client, collection)
+        sync = DocumentSync(
+            index,
+            ingest,
+            chunker_factory=lambda: Chunker(
+                load_tokenizer(embedder.model), chunk_tokens, config.overlap_tokens
+            ),
+            embedder_factory=embedder.load,
+            read_text=read_text,
+            batch_chunks=config.batch_chunks,
+            report=context.log.info,
+        )
+        report = sync.run(docs)
+        points = index.count() if index.exists() else 0
+    for uri, reason in report.skipped:
+        context.log.warning(f"skipped {uri}: {reason}")
+    value = {
+        "collection": collection,
+        "alias": qdrant.collection,
+        "location": qdrant.describe(),
+        "settings_fingerprint": ingest.fingerprint(),
+        "model": embedder.model,
+        "chunk_tokens": chunk_tokens,
+        "overlap_tokens": config.overlap_tokens,
+        "points": points,
+        "documents": len(docs) - len(report.skipped),
+    }
+    metadata = {
+        "collection": collection,
+        "model": embedder.model,
+        "qdrant": qdrant.describe(),
+        "points": dg.MetadataValue.int(points),
+        "documents_new": dg.MetadataValue.int(report.documents_new),
+        "documents_changed": dg.MetadataValue.int(report.documents_changed),
+        "documents_unchanged": dg.MetadataValue.int(report.documents_unchanged),
+        "documents_deleted": dg.MetadataValue.int(report.documents_deleted),
+        "documents_skipped": dg.MetadataValue.int(len(report.skipped)),
+        "chunks_embedded": dg.MetadataValue.int(report.chunks_embedded),
+        "chunks_reused": dg.MetadataValue.int(report.chunks_reused),
+        "chunks_deduplicated": dg.MetadataValue.int(report.chunks_deduplicated),
+        "chunks_deleted": dg.MetadataValue.int(report.chunks_deleted),
+        "chunks_per_second": dg.MetadataValue.float(round(report.chunks_per_second, 2)),
+        "token_coverage": dg.MetadataValue.float(round(report.token_coverage, 6)),
+        "chunk_tokens": dg.MetadataValue.int(chunk_tokens),
+        "model_loaded": dg.MetadataValue.bool(report.model_loaded),
+        "skipped_inputs": dg.MetadataValue.md(skipped_table(report.skipped)),
+    }
+    if report.model_loaded:
+        metadata["dtype"] = f"{report.dtype} ({report.dtype_reason})"
+        metadata["device"] = report.device or ""
+    return dg.MaterializeResult(value=value, metadata=metadata)

@@ -1,0 +1,1 @@
+"""Pure RAG logic: loading, chunking, ids, embedding and incremental sync (no dagster)."""

@@ -1,0 +1,128 @@
+"""The vector index: a Qdrant collection of chunks, and what it says about each document.
+
+The collection itself is the record of what was ingested: every point carries
+its document's id and content hash, its chunk index and the document's chunk
+count, and the settings fingerprint. A document is complete in the index when
+it has exactly ``chunk_count`` points, all with its current hash and settings,
+so a run interrupted half way is recognised and repaired by the next one.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+STATE_FIELDS = ["doc_id", "doc_hash", "chunk_index", "chunk_count", "settings"]
+SCROLL_PAGE = 2048
+
+
+class DimensionMismatchError(ValueError):
+    """An existing collection has another vector size than the model produces."""
+
+
+@dataclass
+class DocumentState:
+    """The points one document has in the index."""
+
+    points: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def is_complete(self, doc_hash: str, settings: str) -> bool:
+        """Whether the index holds exactly this version of the document, fully."""
+        if not self.points:
+            return False
+        payloads = list(self.points.values())
+        count = payloads[0].get("chunk_count")
+        return (
+            all(p.get("doc_hash") == doc_hash and p.get("settings") == settings for p in payloads)
+            and count == len(payloads)
+            and {p.get("chunk_index") for p in payloads} == set(range(len(payloads)))
+        )
+
+
+class QdrantIndex:
+    """One Qdrant collection of document chunks.
+
+    Args:
+        client: an open Qdrant client (local path, ``:memory:`` or a server).
+        collection: the physical collection name.
+    """
+
+    def __init__(self, client: QdrantClient, collection: str):
+        self.client = client
+        self.collection = collection
+
+    def exists(self) -> bool:
+        """Whether the collection exists."""
+        return self.client.collection_exists(self.collection)
+
+    def ensure(self, dimension: int) -> bool:
+        """Create the collection (cosine, ``dimension``) if missing; True when created.
+
+        Raises:
+            DimensionMismatchError: the collection exists with another vector size.
+        """
+        if self.exists():
+            params = self.client.get_collection(self.collection).config.params.vectors
+            size = params.size if isinstance(params, models.VectorParams) else None
+            if size != dimension:
+                raise DimensionMismatchError(
+                    f"Qdrant collection {self.collection!r} holds {size}-dimensional vectors but "
+                    f"the embedding model produces {dimension}; use another collection name or "
+                    "delete the collection"
+                )
+            return False
+        self.client.create_collection(
+            self.collection,
+            vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+        )
+        for key in ("doc_id", "doc_hash"):
+            self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD)
+        return True
+
+    def document_states(self) -> dict[str, DocumentState]:
+        """Every document's points (ids and state payload), read without vectors."""
+        states: dict[str, DocumentState] = {}
+        offset = None
+        while True:
+            points, offset = self.client.scroll(
+                self.collection,
+                limit=SCROLL_PAGE,
+                offset=offset,
+                with_payload=STATE_FIELDS,
+                with_vectors=False,
+            )
+            for point in points:
+                payload = point.payload or {}
+                doc_id = payload.get("doc_id")
+                states.setdefault(doc_id, DocumentState()).points[str(point.id)] = payload
+            if offset is None:
+                return states
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+        """Write points; ids are derived from content, so a repeat overwrites, never duplicates."""
+        self.client.upsert(
+            self.collection,
+            points=models.Batch(ids=list(ids), vectors=vectors.tolist(), payloads=list(payloads)),
+            wait=True,
+        )
+
+    def set_payloads(self, updates: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Update the payload of existing points, keeping their vectors."""
+        operations = [
+            models.SetPayloadOperation(set_payload=models.SetPayload(payload=payload, points=[pid]))
+            for pid, payload in updates
+        ]
+        if operations:
+            self.client.batch_update_points(self.collection, operations, wait=True)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        """Delete points by id."""
+        ids = list(ids)
+        if ids:
+            self.client.delete(self.collection, points_selector=models.PointIdsList(points=ids))
+
+    def count(self) -> int:
+        """Exact number of points in the collection."""
+        return self.client.count(self.collection, exact=True).count

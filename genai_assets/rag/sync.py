@@ -1,0 +1,379 @@
+"""Incremental sync of documents into the vector index.
+
+Compares the current documents with what the index holds and does only the
+difference: unchanged documents are not read, chunked or embedded (and when
+nothing changed the model is never loaded); in a changed document only chunk
+texts the index does not hold yet are embedded; vanished chunks and documents
+are deleted. Work streams through in bounded batches: reading and chunking of
+the next batch, embedding, and writes to the index run in three threads.
+
+Writes are ordered so that a run killed at any point leaves the index in a
+state the next run repairs exactly: new points are written before the points
+they replace are re-labelled or deleted, and a document counts as done only
+when all its points carry its current hash (see ``index.DocumentState``).
+"""
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from genai_assets.rag.chunking import Chunk, Chunker
+from genai_assets.rag.index import DocumentState, QdrantIndex
+
+log = logging.getLogger(__name__)
+
+CHUNKER_VERSION = 1
+POINT_NAMESPACE = uuid.UUID("5b0c3a52-9f1e-4d0e-8a39-2f3c1d7e6b10")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Everything that changes the vectors of a chunk; its fingerprint versions the index."""
+
+    model: str
+    chunk_tokens: int
+    overlap_tokens: int
+
+    def fingerprint(self) -> str:
+        """A short hash of the settings (and the chunker's version)."""
+        blob = json.dumps(
+            {
+                "model": self.model,
+                "chunk_tokens": self.chunk_tokens,
+                "overlap_tokens": self.overlap_tokens,
+                "chunker": CHUNKER_VERSION,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def point_id(doc_id: str, settings_fingerprint: str, text: str, occurrence: int) -> str:
+    """A point id derived from the document, the settings and the chunk's text.
+
+    ``occurrence`` tells apart identical chunk texts inside one document. A rerun
+    or retry derives the same id, so it overwrites instead of duplicating.
+    """
+    key = f"{doc_id}\x1f{settings_fingerprint}\x1f{occurrence}\x1f{text}"
+    return str(uuid.uuid5(POINT_NAMESPACE, key))
+
+
+def chunk_point_ids(doc_id: str, settings_fingerprint: str, chunks: Sequence[Chunk]) -> list[str]:
+    """The point id of every chunk of one document."""
+    seen: Counter[str] = Counter()
+    ids = []
+    for chunk in chunks:
+        ids.append(point_id(doc_id, settings_fingerprint, chunk.text, seen[chunk.text]))
+        seen[chunk.text] += 1
+    return ids
+
+
+@dataclass
+class SyncReport:
+    """What a sync did; every count is exact."""
+
+    documents_new: int = 0
+    documents_changed: int = 0
+    documents_unchanged: int = 0
+    documents_deleted: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    chunks_total: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_deduplicated: int = 0
+    chunks_deleted: int = 0
+    tokens_in_chunks: int = 0  # document tokens covered by some chunk
+    tokens_in_documents: int = 0
+    embed_seconds: float = 0.0
+    model_loaded: bool = False
+    dtype: str | None = None
+    dtype_reason: str | None = None
+    device: str | None = None
+
+    @property
+    def chunks_per_second(self) -> float:
+        """Embedding throughput over the time spent in the model."""
+        return self.chunks_embedded / self.embed_seconds if self.embed_seconds else 0.0
+
+    @property
+    def token_coverage(self) -> float:
+        """Share of the processed documents' tokens inside some chunk (1.0 = all embedded)."""
+        if not self.tokens_in_documents:
+            return 1.0
+        return self.tokens_in_chunks / self.tokens_in_documents
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """What the sync needs of a document from the ``raw_documents`` manifest."""
+
+    doc_id: str
+    uri: str
+    content_hash: str
+    title: str | None = None
+
+
+@dataclass
+class _DocumentWork:
+    doc: SourceDocument
+    chunks: list[Chunk]
+    ids: list[str]
+    existing: DocumentState | None
+
+
+@dataclass
+class _Batch:
+    work: list[_DocumentWork]
+    to_embed: list[tuple[str, str, dict[str, Any]]]  # (point id, text, payload)
+    to_relabel: list[tuple[str, dict[str, Any]]]
+    to_delete: list[str]
+
+
+class Progress:
+    """Periodic 'done/total, rate, ETA' lines for long embedding work."""
+
+    def __init__(self, total: int, report: Callable[[str], None], every_s: float = 10.0):
+        self.total = total
+        self.report = report
+        self.every_s = every_s
+        self.started = time.perf_counter()
+        self.last = self.started
+        self.done = 0
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` more chunks done; report when the interval has passed or all are done."""
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last >= self.every_s or self.done >= self.total:
+            self.last = now
+            rate = self.done / (now - self.started) if now > self.started else 0.0
+            eta = (self.total - self.done) / rate if rate else float("inf")
+            self.report(
+                f"embedded {self.done}/{self.total} chunks ({100 * self.done / self.total:.0f}%), "
+                f"{rate:.1f} chunks/s, ETA {eta:.0f}s"
+            )
+
+
+class _Writer(threading.Thread):
+    """Applies index writes in submission order, off the embedding thread."""
+
+    def __init__(self, index: QdrantIndex):
+        super().__init__(name="index-writer", daemon=True)
+        self.index = index
+        self.tasks: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (task := self.tasks.get()) is not None:
+            if self.error is None:
+                try:
+                    task()
+                except BaseException as error:  # re-raised in the caller by submit()/close()
+                    self.error = error
+
+    def submit(self, task: Callable[[], None]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.tasks.put(task)
+
+    def close(self) -> None:
+        self.tasks.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+class DocumentSync:
+    """Brings a Qdrant collection in line with a set of documents.
+
+    Args:
+        index: the collection to write.
+        settings: model and chunking settings; their fingerprint goes on every point.
+        chunker_factory: builds the chunker (loads the tokenizer) when first needed.
+        embedder_factory: loads the embedding model when first needed; it must have
+            ``encode(texts) -> ndarray``, ``dimension``, ``dtype``, ``dtype_reason``
+            and ``device``.
+        read_text: the normalised text of a document, by its manifest row.
+        batch_chunks: chunks embedded per batch; bounds memory.
+        report: where progress lines go.
+    """
+
+    def __init__(
+        self,
+        index: QdrantIndex,
+        settings: IngestSettings,
+        chunker_factory: Callable[[], Chunker],
+        embedder_factory: Callable[[], Any],
+        read_text: Callable[[SourceDocument], str],
+        batch_chunks: int = 512,
+        report: Callable[[str], None] = log.info,
+    ):
+        self.index = index
+        self.settings = settings
+        self.fingerprint = settings.fingerprint()
+        self.chunker_factory = chunker_factory
+        self.embedder_factory = embedder_factory
+        self.read_text = read_text
+        self.batch_chunks = batch_chunks
+        self.report = report
+        self._embedder: Any = None
+
+    def run(self, documents: Sequence[SourceDocument]) -> SyncReport:
+        """Sync the index to exactly ``documents``; returns what was done."""
+        result = SyncReport()
+        states = self.index.document_states() if self.index.exists() else {}
+        current = {doc.doc_id: doc for doc in documents}
+        pending = []
+        for doc in documents:
+            state = states.get(doc.doc_id)
+            if state is not None and state.is_complete(doc.content_hash, self.fingerprint):
+                result.documents_unchanged += 1
+                result.chunks_total += len(state.points)
+            else:
+                pending.append((doc, state))
+        gone = [doc_id for doc_id in states if doc_id not in current]
+        result.documents_deleted = len(gone)
+        if pending:
+            self._process(pending, result)
+        gone_points = [pid for doc_id in gone for pid in states[doc_id].points]
+        self.index.delete(gone_points)
+        result.chunks_deleted += len(gone_points)
+        return result
+
+    def _embedder_loaded(self, result: SyncReport) -> Any:
+        if self._embedder is None:
+            self._embedder = self.embedder_factory()
+            self.index.ensure(self._embedder.dimension)
+            result.model_loaded = True
+            result.dtype = self._embedder.dtype
+            result.dtype_reason = self._embedder.dtype_reason
+            result.device = self._embedder.device
+        return self._embedder
+
+    def _batches(
+        self, pending: list[tuple[SourceDocument, DocumentState | None]], result: SyncReport
+    ) -> Iterator[_Batch]:
+        """Read, chunk and diff documents against the index, in bounded batches."""
+        chunker = self.chunker_factory()
+        batch = _Batch([], [], [], [])
+        for doc, state in pending:
+            try:
+                text = self.read_text(doc)
+            except (OSError, ValueError) as error:
+                result.skipped.append((doc.uri, f"text unavailable: {error}"))
+                continue
+            chunked = chunker.chunk_document(text)
+            chunks = chunked.chunks
+            result.tokens_in_documents += chunked.document_tokens
+            result.tokens_in_chunks += chunked.covered_tokens
+            if not chunks:
+                result.skipped.append((doc.uri, "no tokens to embed"))
+                continue
+            ids = chunk_point_ids(doc.doc_id, self.fingerprint, chunks)
+            existing = state.points if state else {}
+            payload_common = {
+                "doc_id": doc.doc_id,
+                "source": doc.uri,
+                "title": doc.title,
+                "doc_hash": doc.content_hash,
+                "chunk_count": len(chunks),
+                "settings": self.fingerprint,
+                "embedding_model": self.settings.model,
+            }
+            for chunk, pid in zip(chunks, ids, strict=True):
+                state_payload = {**payload_common, "chunk_index": chunk.index}
+                if pid in existing:
+                    if any(
+                        existing[pid].get(k) != v
+                        for k, v in state_payload.items()
+                        if k in ("doc_hash", "chunk_index", "chunk_count")
+                    ):
+                        batch.to_relabel.append((pid, state_payload))
+                else:
+                    batch.to_embed.append(
+                        (
+                            pid,
+                            chunk.text,
+                            {**state_payload, "text": chunk.text, "n_tokens": chunk.n_tokens},
+                        )
+                    )
+            new_ids = set(ids)
+            batch.to_delete.extend(pid for pid in existing if pid not in new_ids)
+            batch.work.append(_DocumentWork(doc, chunks, ids, state))
+            if len(batch.to_embed) >= self.batch_chunks:
+                yield batch
+                batch = _Batch([], [], [], [])
+        if batch.work:
+            yield batch
+
+    def _prefetched(self, batches: Iterator[_Batch]) -> Iterator[_Batch]:
+        """Run ``batches`` one step ahead in a thread, so chunking overlaps embedding."""
+        buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
+
+        def produce() -> None:
+            try:
+                for batch in batches:
+                    buffer.put(("batch", batch))
+                buffer.put(("done", None))
+            except BaseException as error:  # handed to the consumer below
+                buffer.put(("error", error))
+
+        threading.Thread(target=produce, name="chunk-prefetch", daemon=True).start()
+        while True:
+            kind, item = buffer.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+
+    def _process(
+        self, pending: list[tuple[SourceDocument, DocumentState | None]], result: SyncReport
+    ) -> None:
+        writer = _Writer(self.index)
+        writer.start()
+        progress: Progress | None = None
+        try:
+            for batch in self._prefetched(self._batches(pending, result)):
+                for work in batch.work:
+                    if work.existing is None:
+                        result.documents_new += 1
+                    else:
+                        result.documents_changed += 1
+                    result.chunks_total += len(work.chunks)
+                unique_texts = list(dict.fromkeys(text for _, text, _ in batch.to_embed))
+                result.chunks_reused += sum(len(w.ids) for w in batch.work) - len(batch.to_embed)
+                result.chunks_deduplicated += len(batch.to_embed) - len(unique_texts)
+                if unique_texts:
+                    embedder = self._embedder_loaded(result)
+                    if progress is None:
+                        progress = Progress(len(unique_texts), self.report)
+                    else:
+                        progress.total = max(progress.total, progress.done + len(unique_texts))
+                    started = time.perf_counter()
+                    vectors = embedder.encode(unique_texts)
+                    result.embed_seconds += time.perf_counter() - started
+                    progress.advance(len(unique_texts))
+                    row_of = {text: i for i, text in enumerate(unique_texts)}
+                    rows = [row_of[text] for _, text, _ in batch.to_embed]
+                    ids = [pid for pid, _, _ in batch.to_embed]
+                    payloads = [payload for _, _, payload in batch.to_embed]
+                    embedded = vectors[rows]
+                    writer.submit(lambda i=ids, v=embedded, p=payloads: self.index.upsert(i, v, p))
+                    result.chunks_embedded += len(ids)
+                # Re-labels and deletions come after the batch's new points are written.
+                relabel, delete = batch.to_relabel, batch.to_delete
+                writer.submit(
+                    lambda r=relabel, d=delete: (self.index.set_payloads(r), self.index.delete(d))
+                )
+                result.chunks_deleted += len(delete)
+        finally:
+            writer.close()

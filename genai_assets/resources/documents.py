@@ -1,0 +1,69 @@
+"""Where documents come from, as a resource shared by ``raw_documents`` and the sensors."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from genai_assets import settings
+from genai_assets.rag import documents
+
+
+class DocumentSourcesResource(dg.ConfigurableResource):
+    """The document sources: local folders, files and glob patterns, http(s) URLs, S3 prefixes.
+
+    S3 credentials come from the standard AWS environment variables or instance
+    role; ``s3_endpoint_url`` points at an S3-compatible store.
+    """
+
+    sources: list[str] = Field(
+        default_factory=list,
+        description="Folders, files, glob patterns, http(s) URLs or s3://bucket/prefix. "
+        "Empty: the sample corpus shipped with the package.",
+    )
+    include: list[str] = Field(
+        default_factory=lambda: list(documents.DEFAULT_INCLUDE),
+        description="Glob patterns that select files inside folders and S3 prefixes.",
+    )
+    max_file_bytes: int = Field(
+        default=documents.DEFAULT_MAX_BYTES, gt=0, description="Larger inputs are skipped."
+    )
+    http_timeout_s: float = Field(default=30.0, gt=0, description="Timeout for URL sources.")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint for s3:// sources (None: AWS)."
+    )
+
+    def resolved_sources(self, override: list[str] | None = None) -> list[str]:
+        """The sources a run reads: ``override`` if given, else configured, else the sample."""
+        return list(override or self.sources or [str(settings.SAMPLE_CORPUS_DIR)])
+
+    def s3_client(self, sources: list[str]) -> Any:
+        """A boto3 S3 client when any source is on S3, else None."""
+        if not any(source.startswith("s3://") for source in sources):
+            return None
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.s3_endpoint_url)
+
+    def iter_documents(
+        self, override: list[str] | None = None
+    ) -> Iterator[documents.Document | documents.SkippedInput]:
+        """Every document of the sources, loaded one at a time."""
+        sources = self.resolved_sources(override)
+        yield from documents.iter_documents(
+            sources,
+            include=self.include,
+            max_bytes=self.max_file_bytes,
+            s3_client=self.s3_client(sources),
+            http_timeout_s=self.http_timeout_s,
+        )
+
+    def iter_entries(self, override: list[str] | None = None) -> Iterator[documents.SourceEntry]:
+        """Every candidate document without reading it (for sensors)."""
+        sources = self.resolved_sources(override)
+        client = self.s3_client(sources)
+        for source in sources:
+            yield from documents.iter_source_entries(
+                source, self.include, client, self.http_timeout_s
+            )

@@ -1,0 +1,75 @@
+"""Qdrant as a resource: embedded local mode by default, a server in production."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+from qdrant_client import QdrantClient
+
+from genai_assets import settings
+
+
+class QdrantLockedError(RuntimeError):
+    """Another process holds the local Qdrant storage folder."""
+
+
+class QdrantResource(dg.ConfigurableResource):
+    """Where the vectors live.
+
+    With no ``url``, Qdrant runs embedded in the step's process: ``location`` is a
+    folder (default ``$DAGSTER_HOME/storage/qdrant``) or ``:memory:``. Only one
+    process may open a folder at a time, so a client is opened inside a step and
+    closed at its end, never held across steps. With ``url``, the same code talks
+    to a Qdrant server; ``api_key`` should be ``dg.EnvVar("QDRANT_API_KEY")``.
+    """
+
+    url: str | None = Field(default=None, description="Qdrant server URL; None: embedded mode.")
+    api_key: str | None = Field(default=None, description="Server API key; use dg.EnvVar.")
+    location: str | None = Field(
+        default=None,
+        description="Embedded mode: a folder or ':memory:' (default: under DAGSTER_HOME).",
+    )
+    collection: str = Field(
+        default="documents",
+        description="The name readers use (an alias); versioned collections are named after it.",
+    )
+    timeout_s: int = Field(default=60, description="Server request timeout in seconds.")
+
+    def storage_path(self) -> Path | None:
+        """The embedded storage folder, or None for a server or ``:memory:``."""
+        if self.url or self.location == ":memory:":
+            return None
+        return Path(self.location) if self.location else settings.storage_root() / "qdrant"
+
+    def describe(self) -> str:
+        """Where the index is, for metadata (no secrets)."""
+        if self.url:
+            return self.url
+        return str(self.storage_path() or ":memory:")
+
+    @contextmanager
+    def open(self) -> Iterator[QdrantClient]:
+        """An open client for the duration of the ``with`` block."""
+        if self.url:
+            client = QdrantClient(url=self.url, api_key=self.api_key, timeout=self.timeout_s)
+        elif self.location == ":memory:":
+            client = QdrantClient(location=":memory:")
+        else:
+            path = self.storage_path()
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                client = QdrantClient(path=str(path))
+            except RuntimeError as error:
+                if "already accessed" in str(error):
+                    raise QdrantLockedError(
+                        f"the local Qdrant storage {path} is open in another process (a step "
+                        "running in parallel, or `dagster dev` holding it); run the steps one "
+                        "after another, or point the qdrant resource at a Qdrant server `url`"
+                    ) from error
+                raise
+        try:
+            yield client
+        finally:
+            client.close()
