@@ -241,7 +241,7 @@ def compute_ratios(results: list[dict]) -> list[dict]:
     full = find(results, "ours", "full")
     if full:
         dtype = full.get("dtype")
-        bare = find(results, "bare", f"encode-{dtype}")
+        bare = next((r for r in results if r["system"] == "bare" and r.get("dtype") == dtype), None)
         if bare:
             check(
                 "full ingest chunks/s vs bare encode (same dtype)",
@@ -320,10 +320,8 @@ def run_benchmark(args: argparse.Namespace, corpus: Corpus, work_dir: Path) -> d
         results += run_system_phases("ours", corpus, args, work_dir)
         chosen_dtype = results[0].get("dtype") or chosen_dtype
     if "bare" in systems:
-        if chosen_dtype is None:
-            from bench.ours import resolve_dtype
-
-            chosen_dtype = resolve_dtype(args.dtype)
+        # "auto" (when our pipeline did not run first) is resolved in the worker.
+        chosen_dtype = chosen_dtype or "auto"
         dtypes = [chosen_dtype] + (["fp32"] if chosen_dtype != "fp32" else [])
         print(f"bare: SentenceTransformer.encode of our chunks at {', '.join(dtypes)}", flush=True)
         results += run_bare(corpus, dtypes, args, work_dir)

@@ -45,6 +45,8 @@ def _read_documents(corpus_root: Path) -> list[tuple[str, str]]:
 
 def run_langchain(spec: dict, phase: str) -> dict:
     """LangChain ``index()`` with ``cleanup="full"`` into ``QdrantVectorStore`` (local path)."""
+    # Imported here, not inside HuggingFaceEmbeddings(), so the import is not timed.
+    import sentence_transformers  # noqa: F401
     from langchain_classic.indexes import SQLRecordManager
     from langchain_community.embeddings import HuggingFaceEmbeddings
     from langchain_core.documents import Document
