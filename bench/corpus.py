@@ -83,7 +83,16 @@ def common_root(files: list[Path]) -> Path:
     return root
 
 
-def select_corpus(corpus_dir: Path | None, limit: int | None, subset: str) -> Corpus:
+def evenly_spaced(files: list[Path], count: int) -> list[Path]:
+    """``count`` files spread evenly over ``files`` (in their order): indices i * n // count."""
+    if count >= len(files):
+        return list(files)
+    return [files[i * len(files) // count] for i in range(count)]
+
+
+def select_corpus(
+    corpus_dir: Path | None, limit: int | None, subset: str, sample: int | None = None
+) -> Corpus:
     """The files to ingest.
 
     Args:
@@ -91,6 +100,8 @@ def select_corpus(corpus_dir: Path | None, limit: int | None, subset: str) -> Co
             reST sources when installed, else the project's sample corpus.
         limit: Keep only the first N files sorted by path (after the subset).
         subset: For python3-doc: ``median300`` (default) or ``all`` (497 files).
+        sample: Keep N files evenly spaced over the sorted list (after the subset,
+            before ``limit``): a smaller corpus with the same mix of sections.
     """
     if corpus_dir is not None:
         if not corpus_dir.is_dir():
@@ -119,6 +130,11 @@ def select_corpus(corpus_dir: Path | None, limit: int | None, subset: str) -> Co
                 )
             files = sorted(path for path in root.rglob("*") if path.is_file())
             description = f"the sample corpus {root} (python3-doc is not installed)"
+    if sample is not None:
+        files = evenly_spaced(files, sample)
+        description += (
+            f", {len(files)} of them evenly spaced in path order (files[i * n // {sample}])"
+        )
     if limit is not None:
         files = files[:limit]
         description += f", first {limit} sorted by path"

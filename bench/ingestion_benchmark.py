@@ -406,6 +406,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, help="a folder to ingest instead of python3-doc")
     parser.add_argument("--limit", type=int, help="only the first N files, sorted by path")
     parser.add_argument(
+        "--sample", type=int, help="only N files evenly spaced in path order (before --limit)"
+    )
+    parser.add_argument(
         "--subset",
         choices=("median300", "all"),
         default="median300",
@@ -443,7 +446,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    corpus = select_corpus(args.corpus, args.limit, args.subset)
+    corpus = select_corpus(args.corpus, args.limit, args.subset, args.sample)
     print(f"corpus: {corpus.description}: {len(corpus.files)} files, {corpus.total_bytes} bytes")
     work = tempfile.mkdtemp(prefix="genai-bench-")
     work_dir = Path(work)

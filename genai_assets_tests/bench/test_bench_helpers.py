@@ -129,3 +129,11 @@ def test_corpus_total_bytes(tmp_path):
     corpus = make_corpus(tmp_path, [1, 2])
     assert isinstance(corpus, Corpus)
     assert corpus.total_bytes == sum(path.stat().st_size for path in corpus.files)
+
+
+def test_sample_is_evenly_spaced_then_limited(tmp_path):
+    make_corpus(tmp_path, [1] * 10)
+    sampled = select_corpus(tmp_path, None, "median300", sample=5)
+    everything = select_corpus(tmp_path, None, "median300")
+    assert list(sampled.files) == [everything.files[i * 10 // 5] for i in range(5)]
+    assert len(select_corpus(tmp_path, 2, "median300", sample=5).files) == 2
