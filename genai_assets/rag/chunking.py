@@ -151,9 +151,10 @@ class Chunker:
             if n - a <= limit:
                 spans.append((starts[a], offsets[n - 1][1]))
                 break
-            # The next chunk starts at b: the strongest break in the second half of
-            # the window, the latest one among equals.
-            lowest = a + max(1, limit // 2)
+            # The next chunk starts at b: the strongest break past the first quarter of
+            # the window, the latest one among equals. A quarter, not a half, so that a
+            # heading early in the window still starts the next chunk.
+            lowest = a + max(1, limit // 4)
             b = max(range(lowest, a + limit + 1), key=lambda i: (token_score[i], i))
             spans.append((starts[a], offsets[b - 1][1]))
             next_start = b

@@ -7,6 +7,7 @@ it has exactly ``chunk_count`` points, all with its current hash and settings,
 so a run interrupted half way is recognised and repaired by the next one.
 """
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,8 +78,14 @@ class QdrantIndex:
             self.collection,
             vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
         )
-        for key in ("doc_id", "doc_hash"):
-            self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD)
+        with warnings.catch_warnings():
+            # Keyword indexes speed up filters on a server; embedded Qdrant warns that
+            # it ignores them, which is expected here.
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+            for key in ("doc_id", "doc_hash"):
+                self.client.create_payload_index(
+                    self.collection, key, models.PayloadSchemaType.KEYWORD
+                )
         return True
 
     def document_states(self) -> dict[str, DocumentState]:

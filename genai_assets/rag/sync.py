@@ -16,6 +16,7 @@ when all its points carry its current hash (see ``index.DocumentState``).
 import hashlib
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -23,6 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from genai_assets.rag.chunking import Chunk, Chunker
@@ -377,3 +379,47 @@ class DocumentSync:
                 result.chunks_deleted += len(delete)
         finally:
             writer.close()
+
+
+class SyncSummary:
+    """What the last clean sync left in a local collection, kept beside its storage.
+
+    Opening embedded Qdrant loads the whole collection into memory, which on a
+    large corpus costs more than everything else an unchanged rerun does. After a
+    clean sync the summary records every document's hash and the point count; it
+    is deleted before any write, so a run that dies half way leaves none, and the
+    next run falls back to reading the index itself.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def invalidate(self) -> None:
+        """Forget the summary: the index is about to change."""
+        self.path.unlink(missing_ok=True)
+
+    def save(self, fingerprint: str, documents: Sequence[SourceDocument], points: int) -> None:
+        """Record a clean sync (atomic write)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "settings": fingerprint,
+                    "documents": {doc.doc_id: doc.content_hash for doc in documents},
+                    "points": points,
+                }
+            )
+        )
+        os.replace(tmp, self.path)
+
+    def unchanged_points(self, fingerprint: str, documents: Sequence[SourceDocument]) -> int | None:
+        """The point count if the index already holds exactly ``documents``, else None."""
+        try:
+            summary = json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        current = {doc.doc_id: doc.content_hash for doc in documents}
+        if summary.get("settings") != fingerprint or summary.get("documents") != current:
+            return None
+        return int(summary["points"])

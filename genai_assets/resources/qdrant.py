@@ -43,6 +43,17 @@ class QdrantResource(dg.ConfigurableResource):
             return None
         return Path(self.location) if self.location else settings.storage_root() / "qdrant"
 
+    def sync_summary_path(self, collection: str) -> Path | None:
+        """Where a clean sync of ``collection`` is summarised; embedded folder mode only.
+
+        None when the collection's files are not in a local folder (server,
+        ``:memory:``) or do not exist: the summary would then describe nothing.
+        """
+        path = self.storage_path()
+        if path is None or not (path / "collection" / collection).is_dir():
+            return None
+        return path / "genai_assets_sync" / f"{collection}.json"
+
     def describe(self) -> str:
         """Where the index is, for metadata (no secrets)."""
         if self.url:

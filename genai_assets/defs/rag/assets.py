@@ -9,7 +9,13 @@ from genai_assets.rag.documents import SkippedInput, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer
 from genai_assets.rag.index import QdrantIndex
 from genai_assets.rag.snapshots import SnapshotStore
-from genai_assets.rag.sync import DocumentSync, IngestSettings, SourceDocument
+from genai_assets.rag.sync import (
+    DocumentSync,
+    IngestSettings,
+    SourceDocument,
+    SyncReport,
+    SyncSummary,
+)
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.qdrant import QdrantResource
@@ -140,21 +146,34 @@ def document_embeddings(
     def read_text(doc: SourceDocument) -> str:
         return store.get(doc.content_hash)
 
-    with qdrant.open() as client:
-        index = QdrantIndex(client, collection)
-        sync = DocumentSync(
-            index,
-            ingest,
-            chunker_factory=lambda: Chunker(
-                load_tokenizer(embedder.model), chunk_tokens, config.overlap_tokens
-            ),
-            embedder_factory=embedder.load,
-            read_text=read_text,
-            batch_chunks=config.batch_chunks,
-            report=context.log.info,
-        )
-        report = sync.run(docs)
-        points = index.count() if index.exists() else 0
+    summary_path = qdrant.sync_summary_path(collection)
+    summary = SyncSummary(summary_path) if summary_path else None
+    known_points = summary.unchanged_points(ingest.fingerprint(), docs) if summary else None
+    if known_points is not None:
+        # The last clean sync left exactly these documents: nothing to open or embed.
+        report = SyncReport(documents_unchanged=len(docs), chunks_total=known_points)
+        points = known_points
+    else:
+        if summary:
+            summary.invalidate()
+        with qdrant.open() as client:
+            index = QdrantIndex(client, collection)
+            sync = DocumentSync(
+                index,
+                ingest,
+                chunker_factory=lambda: Chunker(
+                    load_tokenizer(embedder.model), chunk_tokens, config.overlap_tokens
+                ),
+                embedder_factory=embedder.load,
+                read_text=read_text,
+                batch_chunks=config.batch_chunks,
+                report=context.log.info,
+            )
+            report = sync.run(docs)
+            points = index.count() if index.exists() else 0
+        summary_path = qdrant.sync_summary_path(collection)
+        if summary_path and not report.skipped:
+            SyncSummary(summary_path).save(ingest.fingerprint(), docs, points)
     for uri, reason in report.skipped:
         context.log.warning(f"skipped {uri}: {reason}")
     value = {
@@ -186,6 +205,7 @@ def document_embeddings(
         "token_coverage": dg.MetadataValue.float(round(report.token_coverage, 6)),
         "chunk_tokens": dg.MetadataValue.int(chunk_tokens),
         "model_loaded": dg.MetadataValue.bool(report.model_loaded),
+        "index_opened": dg.MetadataValue.bool(known_points is None),
         "skipped_inputs": dg.MetadataValue.md(skipped_table(report.skipped)),
     }
     if report.model_loaded:

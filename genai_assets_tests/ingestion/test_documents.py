@@ -1,0 +1,192 @@
+"""Loading documents: formats, titles, ids, bad inputs, sources."""
+
+import pytest
+
+from genai_assets import settings
+from genai_assets.rag import documents
+from genai_assets.rag.documents import Document, SkippedInput, SourceNotFoundError
+
+
+def load_one(path, **kwargs):
+    results = list(documents.iter_documents([str(path)], **kwargs))
+    assert len(results) == 1
+    return results[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "title", "fragment"),
+    [
+        ("guide.md", "# Restore guide\n\nRun `skyvault restore`.\n", "Restore guide", "skyvault"),
+        ("ref.rst", "Retention\n=========\n\nKeep 30 daily snapshots.\n", "Retention", "30 daily"),
+        ("rst-source.rst.txt", "Title\n*****\n\nBody text.\n", "Title", "Body text"),
+        ("notes.txt", "Release notes\n\nFixed a bug.\n", "Release notes", "Fixed a bug"),
+        (
+            "page.html",
+            "<html><head><title>Console</title><style>p{}</style><script>var x=1;</script>"
+            "</head><body><nav>Home | Docs</nav><h1>Web console</h1><p>Port <b>8443</b>.</p>"
+            "<ul><li>first</li><li>second</li></ul></body></html>",
+            "Console",
+            "Port 8443",
+        ),
+    ],
+)
+def test_formats_give_text_and_title(tmp_path, name, content, title, fragment):
+    path = tmp_path / name
+    path.write_text(content)
+    doc = load_one(path)
+    assert isinstance(doc, Document)
+    assert doc.title == title
+    assert fragment in doc.text
+    assert doc.content_hash == documents.content_hash(doc.text)
+    assert doc.size_bytes == path.stat().st_size
+
+
+def test_html_drops_script_style_and_navigation(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text(
+        "<html><head><style>body{color:red}</style></head><body><nav>Menu</nav>"
+        "<script>alert('x')</script><p>Visible text.</p><footer>Footer</footer></body></html>"
+    )
+    text = load_one(path).text
+    assert text == "Visible text."
+
+
+def test_pdf_text_and_title_from_the_sample_corpus():
+    pdfs = sorted(settings.SAMPLE_CORPUS_DIR.rglob("*.pdf"))
+    assert pdfs, "the sample corpus ships PDFs"
+    doc = load_one(pdfs[0])
+    assert doc.format == "pdf"
+    assert doc.title
+    assert len(doc.text.split()) > 50
+
+
+def test_normalisation_makes_hash_independent_of_line_ends_and_trailing_space(tmp_path):
+    (tmp_path / "a.md").write_bytes(b"# T\r\n\r\n\r\n\r\nLine one   \r\nLine two\r\n")
+    (tmp_path / "b.md").write_bytes(b"# T\n\nLine one\nLine two\n")
+    a, b = (load_one(tmp_path / n) for n in ("a.md", "b.md"))
+    assert a.text == b.text == "# T\n\nLine one\nLine two"
+    assert a.content_hash == b.content_hash
+    assert a.doc_id != b.doc_id  # ids come from the source URI, not the content
+
+
+def test_document_ids_are_stable_and_relative_to_the_configured_source(tmp_path):
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "x.md").write_text("# X\n\nText.")
+    first = load_one(folder)
+    second = load_one(folder)
+    assert first.doc_id == second.doc_id == documents.document_id(f"{folder}/sub/x.md")
+    assert first.uri == f"{folder}/sub/x.md"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.md", b"", "empty file"),
+        ("blank.txt", b"  \n\n\t\n", "empty file"),
+        ("binary.md", b"\x89PNG\x00\x01\x02binary", "binary content"),
+        ("latin1.txt", "café crème".encode("latin-1"), "not valid UTF-8"),
+        ("broken.pdf", b"%PDF-1.4\nthis is not a pdf at all", "not a readable PDF"),
+        ("fake.pdf", b"hello", "not a PDF"),
+        ("image.png", b"\x89PNG\r\n\x1a\n", "unsupported format"),
+    ],
+)
+def test_bad_inputs_are_skipped_with_a_reason(tmp_path, name, data, reason):
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = documents.load_entry(next(documents.iter_source_entries(str(path), include=["*"])))
+    assert isinstance(result, SkippedInput)
+    assert result.uri == str(path)
+    assert reason in result.reason
+
+
+def test_too_large_input_is_skipped(tmp_path):
+    (tmp_path / "big.md").write_text("word " * 1000)
+    result = load_one(tmp_path / "big.md", max_bytes=100)
+    assert isinstance(result, SkippedInput)
+    assert "too large" in result.reason
+
+
+def test_one_bad_file_does_not_stop_the_others():
+    folder = settings.PACKAGE_DATA / "bad_documents"
+    results = list(documents.iter_documents([str(folder)], include=["*"]))
+    loaded = [r for r in results if isinstance(r, Document)]
+    skipped = {r.uri.rsplit("/", 1)[-1]: r.reason for r in results if isinstance(r, SkippedInput)}
+    assert [d.uri.rsplit("/", 1)[-1] for d in loaded] == ["ok.md"]
+    assert set(skipped) >= {"empty.md", "blank.txt", "binary.md", "latin1.txt", "broken.pdf"}
+    assert all(skipped.values())
+
+
+def test_missing_source_fails_naming_it(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(SourceNotFoundError, match="nowhere"):
+        list(documents.iter_documents([str(missing)]))
+    with pytest.raises(SourceNotFoundError, match="matches no file"):
+        list(documents.iter_documents([str(tmp_path / "*.md")]))
+
+
+def test_glob_source_recurses_and_names_documents_by_relative_path(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "one.md").write_text("# One\n\nx")
+    (tmp_path / "a" / "b" / "two.md").write_text("# Two\n\ny")
+    (tmp_path / "a" / "b" / "skip.txt").write_text("not matched")
+    pattern = f"{tmp_path}/a/**/*.md"
+    uris = [d.uri for d in documents.iter_documents([pattern])]
+    assert uris == [f"{tmp_path}/a/b/two.md", f"{tmp_path}/a/one.md"]
+
+
+def test_unreachable_url_is_skipped_with_reason():
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    result = load_one("http://127.0.0.1:9/missing.md", http_timeout_s=2)
+    assert isinstance(result, SkippedInput)
+    assert "unreachable" in result.reason
+
+
+def test_http_source_is_fetched_and_parsed(tmp_path):
+    import http.server
+    import threading
+
+    (tmp_path / "doc.html").write_text("<title>Served</title><p>From a real HTTP server.</p>")
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(  # noqa: E731
+        *a, directory=str(tmp_path), **k
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        doc = load_one(f"http://127.0.0.1:{server.server_port}/doc.html")
+    finally:
+        server.shutdown()
+    assert isinstance(doc, Document)
+    assert doc.title == "Served"
+    assert doc.text == "From a real HTTP server."
+
+
+def test_s3_prefix_source_against_a_real_local_s3_server():
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client(
+            "s3",
+            endpoint_url=f"http://{host}:{port}",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket="docs")
+        client.put_object(Bucket="docs", Key="kb/a.md", Body=b"# A\n\nAlpha.")
+        client.put_object(Bucket="docs", Key="kb/sub/b.txt", Body=b"Beta line\n\nBody.")
+        client.put_object(Bucket="docs", Key="kb/c.bin", Body=b"\x00\x01")
+        client.put_object(Bucket="docs", Key="other/d.md", Body=b"# D")
+        results = list(documents.iter_documents(["s3://docs/kb/"], s3_client=client))
+        with pytest.raises(SourceNotFoundError, match="no object"):
+            list(documents.iter_documents(["s3://docs/nothing/"], s3_client=client))
+    finally:
+        server.stop()
+    assert [(r.uri, r.title) for r in results] == [
+        ("s3://docs/kb/a.md", "A"),
+        ("s3://docs/kb/sub/b.txt", "Beta line"),
+    ]

@@ -1,0 +1,242 @@
+"""raw_documents -> document_embeddings through dg.materialize, real model, real local Qdrant."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import dagster as dg
+import pytest
+from qdrant_client import QdrantClient
+
+from genai_assets.defs.rag.assets import document_embeddings, raw_documents
+from genai_assets.resources.documents import DocumentSourcesResource
+from genai_assets.resources.embeddings import SentenceTransformerResource
+from genai_assets.resources.qdrant import QdrantResource
+
+SECTION = "Skyline Vault keeps encrypted snapshots of every protected volume. "
+
+
+def write_corpus(folder, n_docs=4):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n_docs):
+        body = "\n\n".join(
+            f"## Part {j}\n\n" + f"Document {i} part {j}. " + SECTION * (6 + i) for j in range(3)
+        )
+        (folder / f"doc{i}.md").write_text(f"# Document {i}\n\n{body}\n")
+    # The same page copied under two names (boilerplate): its chunk is embedded once.
+    legal = "# Legal\n\nCopyright Corvid Systems. Support: support@corvid.example.\n"
+    (folder / "legal-a.md").write_text(legal)
+    (folder / "legal-b.md").write_text(legal)
+
+
+def resources(corpus):
+    return {
+        "document_sources": DocumentSourcesResource(sources=[str(corpus)]),
+        # fp32 on CPU: the dtype probe is tested on its own; here we want fast, exact runs.
+        "embedder": SentenceTransformerResource(device="cpu", dtype="fp32", batch_size=32),
+        "qdrant": QdrantResource(),
+    }
+
+
+def materialize(corpus, **config):
+    run_config = {"ops": {"document_embeddings": {"config": config}}} if config else None
+    result = dg.materialize(
+        [raw_documents, document_embeddings], resources=resources(corpus), run_config=run_config
+    )
+    assert result.success
+    metadata = {
+        m.asset_key.to_user_string(): {k: getattr(v, "value", v) for k, v in m.metadata.items()}
+        for m in (
+            e.event_specific_data.materialization for e in result.get_asset_materialization_events()
+        )
+    }
+    return metadata["document_embeddings"], result.output_for_node("document_embeddings")
+
+
+def collection_points(home, collection):
+    """Every point's id and payload, read with a fresh client after the run closed its own."""
+    client = QdrantClient(path=str(home / "storage" / "qdrant"))
+    try:
+        points, offset = [], None
+        while True:
+            page, offset = client.scroll(collection, limit=1000, offset=offset, with_vectors=True)
+            points.extend(page)
+            if offset is None:
+                break
+    finally:
+        client.close()
+    return {str(p.id): (p.payload, p.vector) for p in points}
+
+
+def chunk_count_by_doc(points):
+    counts = {}
+    for payload, _ in points.values():
+        counts[payload["source"]] = counts.get(payload["source"], 0) + 1
+    return counts
+
+
+def test_incremental_ingestion_lifecycle(dagster_home, tmp_path):
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus)
+
+    first, value = materialize(corpus)
+    points = collection_points(dagster_home, value["collection"])
+    assert first["documents_new"] == 6 and first["documents_unchanged"] == 0
+    assert first["model_loaded"] is True
+    assert first["points"] == len(points) == first["chunks_embedded"]
+    assert first["chunks_deduplicated"] == 1  # the copied legal page
+    assert first["token_coverage"] == 1.0
+    payload = next(iter(points.values()))[0]
+    assert {"text", "doc_id", "source", "doc_hash", "chunk_index", "embedding_model"} <= set(
+        payload
+    )
+    for _, (payload, _) in points.items():
+        assert payload["n_tokens"] <= 254
+
+    second, _ = materialize(corpus)
+    assert second["documents_unchanged"] == 6
+    assert second["chunks_embedded"] == 0 and second["model_loaded"] is False
+    assert second["index_opened"] is False  # the clean-sync summary matched
+    assert second["points"] == first["points"]
+    assert collection_points(dagster_home, value["collection"]).keys() == points.keys()
+
+    # Edit one document's last section: only its changed chunks are embedded.
+    edited = corpus / "doc2.md"
+    edited.write_text(edited.read_text() + "\nA new closing sentence about restore points.\n")
+    third, _ = materialize(corpus)
+    after_edit = collection_points(dagster_home, value["collection"])
+    assert third["documents_changed"] == 1 and third["documents_unchanged"] == 5
+    assert 1 <= third["chunks_embedded"] < chunk_count_by_doc(points)[f"{corpus}/doc2.md"]
+    assert third["points"] == len(after_edit)
+    unchanged = {pid for pid, (p, _) in points.items() if p["source"] != f"{corpus}/doc2.md"}
+    assert unchanged <= after_edit.keys()  # other documents' points untouched
+    doc2 = [p for p, _ in after_edit.values() if p["source"] == f"{corpus}/doc2.md"]
+    assert sorted(p["chunk_index"] for p in doc2) == list(range(len(doc2)))
+    assert len({p["doc_hash"] for p in doc2}) == 1
+
+    # Delete a document: its chunks disappear, nothing else changes.
+    (corpus / "doc3.md").unlink()
+    fourth, _ = materialize(corpus)
+    after_delete = collection_points(dagster_home, value["collection"])
+    assert fourth["documents_deleted"] == 1 and fourth["chunks_embedded"] == 0
+    assert f"{corpus}/doc3.md" not in chunk_count_by_doc(after_delete)
+    assert (
+        len(after_delete) == len(after_edit) - chunk_count_by_doc(after_edit)[f"{corpus}/doc3.md"]
+    )
+    assert fourth["points"] == len(after_delete)
+
+
+def test_changed_chunk_settings_build_a_new_versioned_collection(dagster_home, tmp_path):
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, n_docs=2)
+    _, default = materialize(corpus)
+    small, smaller = materialize(corpus, chunk_tokens=64, overlap_tokens=8)
+    assert smaller["collection"] != default["collection"]
+    assert small["documents_new"] == 4
+    assert smaller["points"] > default["points"]
+    assert collection_points(dagster_home, default["collection"])  # the old one is untouched
+
+
+def test_raw_documents_reports_bad_inputs_and_fails_on_missing_source(dagster_home, tmp_path):
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, n_docs=1)
+    (corpus / "empty.md").write_text("")
+    (corpus / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
+    result = dg.materialize([raw_documents], resources=resources(corpus))
+    rows = result.output_for_node("raw_documents")
+    assert [r["uri"].rsplit("/", 1)[-1] for r in rows] == ["doc0.md", "legal-a.md", "legal-b.md"]
+    metadata = result.get_asset_materialization_events()[
+        0
+    ].event_specific_data.materialization.metadata
+    assert metadata["skipped"].value == 2
+    assert (
+        "empty.md" in metadata["skipped_inputs"].value
+        and "not valid UTF-8" in metadata["skipped_inputs"].value
+    )
+
+    missing = dg.materialize(
+        [raw_documents], resources=resources(tmp_path / "does-not-exist"), raise_on_error=False
+    )
+    assert not missing.success
+    failure = missing.get_step_failure_events()[0].event_specific_data.error
+    assert "does-not-exist" in failure.message and "does not exist" in failure.message
+
+
+def test_dimension_mismatch_is_a_clear_error(dagster_home, tmp_path):
+    from genai_assets.rag.index import DimensionMismatchError, QdrantIndex
+
+    client = QdrantClient(location=":memory:")
+    index = QdrantIndex(client, "c")
+    assert index.ensure(384) is True
+    assert index.ensure(384) is False
+    with pytest.raises(DimensionMismatchError, match="384-dimensional"):
+        index.ensure(768)
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import dagster as dg
+    from genai_assets.rag import index as index_module
+    sys.path.insert(0, {test_dir!r})
+    from test_ingestion_assets import materialize
+
+    upserts = 0
+    real_upsert = index_module.QdrantIndex.upsert
+
+    def upsert_then_die(self, *args, **kwargs):
+        # Fault injection: the process is killed (SIGKILL, no cleanup) after the second
+        # batch of points reached the index, in the middle of the sync.
+        global upserts
+        real_upsert(self, *args, **kwargs)
+        upserts += 1
+        if upserts == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    index_module.QdrantIndex.upsert = upsert_then_die
+    from pathlib import Path
+    materialize(Path({corpus!r}), batch_chunks=4)
+    """
+)
+
+
+def test_run_killed_mid_upsert_is_repaired_to_the_exact_collection(
+    dagster_home, tmp_path, monkeypatch
+):
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus)
+    originals = {path: path.read_text() for path in corpus.glob("doc*.md")}
+    # Reference: a clean run of the corpus in another home.
+    reference_home = tmp_path / "reference_home"
+    reference_home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(reference_home))
+    _, reference = materialize(corpus, batch_chunks=4)
+    expected = collection_points(reference_home, reference["collection"])
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+
+    # Ingest, then edit every document so the killed run has old points to replace and
+    # several batches of new ones to write.
+    materialize(corpus, batch_chunks=4)
+    for path, text in originals.items():
+        path.write_text(text.replace("keeps encrypted", "keeps sealed"))
+    script = KILLER.format(test_dir=os.path.dirname(__file__), corpus=str(corpus))
+    killed = subprocess.run([sys.executable, "-c", script], env=dict(os.environ), timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    partial = collection_points(dagster_home, reference["collection"])
+    assert partial.keys() - expected.keys()  # new points of the edit were written
+    assert expected.keys() & partial.keys()  # and old ones not yet deleted
+
+    # Revert the edit: the documents are again exactly what the last clean run saw, so
+    # only the index itself can tell that the killed run left it half changed.
+    for path, text in originals.items():
+        path.write_text(text)
+    repaired, value = materialize(corpus, batch_chunks=4)
+    assert repaired["index_opened"] is True
+    actual = collection_points(dagster_home, value["collection"])
+    assert actual.keys() == expected.keys()
+    for pid, (payload, vector) in expected.items():
+        assert actual[pid][0] == payload
+        assert actual[pid][1] == pytest.approx(vector, abs=1e-6)
+    assert repaired["points"] == len(expected)
