@@ -467,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         settings=vars(args) | {"corpus": str(args.corpus) if args.corpus else None},
         machine={"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+        git_commit=subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip(),
         started_at=datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(),
         elapsed_s=time.time() - started,
     )
