@@ -3,29 +3,108 @@
 ``GENAI_ASSETS_ENV`` (``local`` by default, or ``production``) is read when the
 definitions load, in ``genai_assets.settings.environment``; secrets are
 ``dg.EnvVar`` references resolved at run time and hidden in the UI.
+``GENAI_ASSETS_DOCUMENT_SOURCES`` (comma-separated folders, globs, URLs or
+s3:// prefixes), also read at load, replaces the default document sources.
 """
 
 import os
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from genai_assets import settings
+from genai_assets.io_managers import LocalFormatIOManager, S3FormatIOManager
+from genai_assets.resources.document_store import LocalDocumentStore, S3DocumentStore
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.qdrant import QdrantResource
 
+DOCUMENT_SOURCES_VARIABLE = "GENAI_ASSETS_DOCUMENT_SOURCES"
+
+
+def document_sources_from_env() -> list[str]:
+    """The sources named by $GENAI_ASSETS_DOCUMENT_SOURCES (comma-separated); [] if unset."""
+    value = os.environ.get(DOCUMENT_SOURCES_VARIABLE, "")
+    return [source.strip() for source in value.split(",") if source.strip()]
+
+
+S3_BUCKET_VARIABLE = "GENAI_ASSETS_S3_BUCKET"
+
+
+def _optional_secret(name: str) -> dg.EnvVar | None:
+    # An unset EnvVar fails at launch, so bind it only when the variable exists.
+    return dg.EnvVar(name) if name in os.environ else None
+
+
+def storage_resources(environment: str) -> dict[str, object]:
+    """The ``s3``, ``io_manager`` and ``document_store`` resources for ``environment``.
+
+    ``s3`` (dagster-aws ``S3Resource``) is bound in both environments, for assets
+    that read S3 sources: ``GENAI_ASSETS_S3_ENDPOINT_URL`` (S3-compatible
+    stores) and ``AWS_REGION`` configure it; credentials are
+    ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (``dg.EnvVar``) when set,
+    else boto3's default chain (e.g. the pod's IAM role).
+
+    ``document_store`` (raw_documents' texts) follows the same choice. The
+    ``io_manager`` stores asset values as files under
+    ``$DAGSTER_HOME/storage/assets`` locally, and in production as objects in
+    the bucket ``GENAI_ASSETS_S3_BUCKET`` (required) under
+    ``GENAI_ASSETS_S3_PREFIX``; ``GENAI_ASSETS_S3_CREATE_BUCKET=true`` creates a
+    missing bucket instead of failing.
+    """
+    s3 = S3Resource(
+        endpoint_url=dg.EnvVar("GENAI_ASSETS_S3_ENDPOINT_URL").get_value() or None,
+        region_name=(
+            dg.EnvVar("AWS_REGION").get_value() or dg.EnvVar("AWS_DEFAULT_REGION").get_value()
+        )
+        or None,
+        aws_access_key_id=_optional_secret("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=_optional_secret("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=_optional_secret("AWS_SESSION_TOKEN"),
+    )
+    if environment != "production":
+        return {
+            "s3": s3,
+            "io_manager": LocalFormatIOManager(),
+            "document_store": LocalDocumentStore(),
+        }
+    bucket = dg.EnvVar(S3_BUCKET_VARIABLE).get_value()
+    if not bucket:
+        raise ValueError(
+            f"{settings.ENVIRONMENT_VARIABLE}=production stores asset values in S3 and needs"
+            f" {S3_BUCKET_VARIABLE} (the bucket name); set it, or run with"
+            f" {settings.ENVIRONMENT_VARIABLE}=local"
+        )
+    create_bucket = (
+        dg.EnvVar("GENAI_ASSETS_S3_CREATE_BUCKET").get_value() or "false"
+    ).strip().lower() in ("1", "true", "yes")
+    prefix = dg.EnvVar("GENAI_ASSETS_S3_PREFIX").get_value() or "genai_assets"
+    return {
+        "s3": s3,
+        "io_manager": S3FormatIOManager(
+            s3=s3, bucket=bucket, prefix=prefix, create_bucket=create_bucket
+        ),
+        # Document texts go to the same bucket: raw_documents and document_embeddings
+        # may run in different pods.
+        "document_store": S3DocumentStore(
+            s3=s3,
+            bucket=bucket,
+            prefix=f"{prefix.strip('/')}/document_snapshots",
+            create_bucket=create_bucket,
+        ),
+    }
+
 
 def build_resources(environment: str) -> dict[str, object]:
     """The resource dictionary for ``environment`` (``local`` or ``production``)."""
     resources: dict[str, object] = {
-        "document_sources": DocumentSourcesResource(),
+        "document_sources": DocumentSourcesResource(sources=document_sources_from_env()),
         "embedder": SentenceTransformerResource(),
         "qdrant": QdrantResource(
             url=dg.EnvVar("QDRANT_URL").get_value() or None,
             api_key=dg.EnvVar("QDRANT_API_KEY") if "QDRANT_API_KEY" in os.environ else None,
         ),
-        "io_manager": dg.FilesystemIOManager(base_dir=str(settings.storage_root() / "assets")),
         "llm": OpenAICompatibleResource(
             base_url=dg.EnvVar("OPENAI_BASE_URL").get_value() or None,
             model=dg.EnvVar("OPENAI_MODEL").get_value() or None,
@@ -33,6 +112,8 @@ def build_resources(environment: str) -> dict[str, object]:
             api_key=dg.EnvVar("OPENAI_API_KEY") if "OPENAI_API_KEY" in os.environ else None,
         ),
     }
+    # "s3", "io_manager" and "document_store": local files, or S3 in production.
+    resources.update(storage_resources(environment))
     return resources
 
 

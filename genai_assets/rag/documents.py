@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from genai_assets.automation.retries import TransientExternalError, error_for_status
+
 SUPPORTED_SUFFIXES = {
     ".md": "markdown",
     ".markdown": "markdown",
@@ -40,6 +42,8 @@ CONTENT_TYPES = {
     "application/pdf": "pdf",
 }
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+# Bump when parsing or normalisation changes the text (and so the hash) of a document.
+LOADER_VERSION = 1
 
 
 class SourceNotFoundError(ValueError):
@@ -293,6 +297,11 @@ def _http_entry(url: str, timeout_s: float) -> SourceEntry:
 
     def read() -> bytes:
         response = httpx.get(url, timeout=timeout_s, follow_redirects=True)
+        # A server that answers 429/5xx exists but is busy: raise so the step
+        # retries (honouring Retry-After) instead of dropping the document.
+        busy = error_for_status(url, response.status_code, response.headers)
+        if isinstance(busy, TransientExternalError):
+            raise busy
         response.raise_for_status()
         return response.content
 
@@ -362,11 +371,17 @@ def iter_source_entries(
 
 
 def load_entry(entry: SourceEntry, max_bytes: int = DEFAULT_MAX_BYTES) -> Document | SkippedInput:
-    """Read and parse one candidate; any problem becomes a SkippedInput with its reason."""
+    """Read and parse one candidate; any problem becomes a SkippedInput with its reason.
+
+    Except a busy source (TransientExternalError: HTTP 429/5xx): skipping it would
+    delete its document from the index, so it propagates and the step retries.
+    """
     if entry.size_bytes is not None and entry.size_bytes > max_bytes:
         return SkippedInput(entry.uri, f"too large ({entry.size_bytes} bytes > limit {max_bytes})")
     try:
         data = entry.read()
+    except TransientExternalError:
+        raise
     except OSError as error:
         return SkippedInput(entry.uri, f"unreadable ({error})")
     except Exception as error:  # noqa: BLE001 - network and S3 clients raise their own types

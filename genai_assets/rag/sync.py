@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -25,7 +26,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TextIO
+
+from tqdm import tqdm
 
 from genai_assets.rag.chunking import Chunk, Chunker
 from genai_assets.rag.index import DocumentState, QdrantIndex
@@ -137,31 +140,91 @@ class _Batch:
     to_embed: list[tuple[str, str, dict[str, Any]]]  # (point id, text, payload)
     to_relabel: list[tuple[str, dict[str, Any]]]
     to_delete: list[str]
+    skipped: int = 0  # documents that could not be read or chunked
 
 
 class Progress:
-    """Periodic 'done/total, rate, ETA' lines for long embedding work."""
+    """Periodic 'done/total, rate, ETA' lines for long embedding work, and a terminal bar.
 
-    def __init__(self, total: int, report: Callable[[str], None], every_s: float = 10.0):
+    Progress counts documents, whose number is known before the first one is
+    read; chunks embedded and the embedding rate come with each line. Lines go to
+    ``report`` (the run's log in Dagster) every ``every_s`` seconds and when all
+    documents are done. ``bar`` adds a tqdm progress bar on a stream: ``"auto"``
+    draws it only when a person watches a terminal (see :func:`open_terminal`),
+    so CI logs, pods and Dagster's captured output get no bar; ``None`` never
+    draws one. The log lines are the same either way.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        report: Callable[[str], None],
+        every_s: float = 10.0,
+        bar: TextIO | Literal["auto"] | None = "auto",
+    ):
         self.total = total
         self.report = report
         self.every_s = every_s
         self.started = time.perf_counter()
         self.last = self.started
         self.done = 0
+        self.chunks = 0
+        self._opened = open_terminal() if bar == "auto" else None
+        stream = self._opened if bar == "auto" else bar
+        self._bar = (
+            tqdm(total=total, unit="doc", desc="embedding", file=stream, dynamic_ncols=True)
+            if stream is not None
+            else None
+        )
 
-    def advance(self, n: int) -> None:
-        """Count ``n`` more chunks done; report when the interval has passed or all are done."""
-        self.done += n
+    def advance(self, documents: int, chunks: int = 0) -> None:
+        """Count more documents done and chunks embedded; report when it is time."""
+        self.done += documents
+        self.chunks += chunks
+        if self._bar is not None:
+            self._bar.update(documents)
+            self._bar.set_postfix(chunks=self.chunks, refresh=False)
         now = time.perf_counter()
         if now - self.last >= self.every_s or self.done >= self.total:
             self.last = now
-            rate = self.done / (now - self.started) if now > self.started else 0.0
-            eta = (self.total - self.done) / rate if rate else float("inf")
+            elapsed = now - self.started
+            rate = self.chunks / elapsed if elapsed > 0 else 0.0
+            eta = elapsed / self.done * (self.total - self.done) if self.done else float("inf")
+            percent = 100 * self.done / self.total if self.total else 100
             self.report(
-                f"embedded {self.done}/{self.total} chunks ({100 * self.done / self.total:.0f}%), "
-                f"{rate:.1f} chunks/s, ETA {eta:.0f}s"
+                f"processed {self.done}/{self.total} documents ({percent:.0f}%), "
+                f"{self.chunks} chunks embedded, {rate:.1f} chunks/s, ETA {eta:.0f}s"
             )
+
+    def close(self) -> None:
+        """Finish the terminal bar, if any."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._opened is not None and self._opened is not sys.stderr:
+            self._opened.close()
+        self._opened = None
+
+
+def open_terminal() -> TextIO | None:
+    """A stream to the terminal a person runs this from, or None when there is none.
+
+    ``sys.stderr`` when it is a terminal (a plain script). Inside a Dagster step
+    stderr is a pipe into the run's captured logs, so the process's controlling
+    terminal is opened instead (``dagster asset materialize`` or ``dagster dev``
+    run from a shell); the bar then stays out of the captured logs. Processes
+    without one (CI, Kubernetes pods, daemons) get None.
+    """
+    if sys.stderr is not None and sys.stderr.isatty():
+        return sys.stderr
+    try:
+        terminal = open("/dev/tty", "w")  # noqa: SIM115 - closed by Progress.close()
+    except OSError:  # no controlling terminal: nobody to draw a bar for
+        return None
+    if not terminal.isatty():
+        terminal.close()
+        return None
+    return terminal
 
 
 class _Writer(threading.Thread):
@@ -271,6 +334,7 @@ class DocumentSync:
                 text = self.read_text(doc)
             except (OSError, ValueError) as error:
                 result.skipped.append((doc.uri, f"text unavailable: {error}"))
+                batch.skipped += 1
                 continue
             chunked = chunker.chunk_document(text)
             chunks = chunked.chunks
@@ -278,6 +342,7 @@ class DocumentSync:
             result.tokens_in_chunks += chunked.covered_tokens
             if not chunks:
                 result.skipped.append((doc.uri, "no tokens to embed"))
+                batch.skipped += 1
                 continue
             ids = chunk_point_ids(doc.doc_id, self.fingerprint, chunks)
             existing = state.points if state else {}
@@ -313,7 +378,7 @@ class DocumentSync:
             if len(batch.to_embed) >= self.batch_chunks:
                 yield batch
                 batch = _Batch([], [], [], [])
-        if batch.work:
+        if batch.work or batch.skipped:
             yield batch
 
     def _prefetched(self, batches: Iterator[_Batch]) -> Iterator[_Batch]:
@@ -342,7 +407,7 @@ class DocumentSync:
     ) -> None:
         writer = _Writer(self.index)
         writer.start()
-        progress: Progress | None = None
+        progress = Progress(len(pending), self.report)
         try:
             for batch in self._prefetched(self._batches(pending, result)):
                 for work in batch.work:
@@ -356,14 +421,9 @@ class DocumentSync:
                 result.chunks_deduplicated += len(batch.to_embed) - len(unique_texts)
                 if unique_texts:
                     embedder = self._embedder_loaded(result)
-                    if progress is None:
-                        progress = Progress(len(unique_texts), self.report)
-                    else:
-                        progress.total = max(progress.total, progress.done + len(unique_texts))
                     started = time.perf_counter()
                     vectors = embedder.encode(unique_texts)
                     result.embed_seconds += time.perf_counter() - started
-                    progress.advance(len(unique_texts))
                     row_of = {text: i for i, text in enumerate(unique_texts)}
                     rows = [row_of[text] for _, text, _ in batch.to_embed]
                     ids = [pid for pid, _, _ in batch.to_embed]
@@ -377,7 +437,9 @@ class DocumentSync:
                     lambda r=relabel, d=delete: (self.index.set_payloads(r), self.index.delete(d))
                 )
                 result.chunks_deleted += len(delete)
+                progress.advance(len(batch.work) + batch.skipped, len(unique_texts))
         finally:
+            progress.close()
             writer.close()
 
 

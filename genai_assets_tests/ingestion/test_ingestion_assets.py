@@ -11,6 +11,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from genai_assets.defs.rag.assets import document_embeddings, raw_documents
+from genai_assets.resources.document_store import LocalDocumentStore
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.qdrant import QdrantResource
@@ -37,6 +38,7 @@ def resources(corpus):
         # fp32 on CPU: the dtype probe is tested on its own; here we want fast, exact runs.
         "embedder": SentenceTransformerResource(device="cpu", dtype="fp32", batch_size=32),
         "qdrant": QdrantResource(),
+        "document_store": LocalDocumentStore(),
     }
 
 

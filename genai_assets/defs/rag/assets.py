@@ -3,29 +3,32 @@
 import dagster as dg
 from pydantic import Field
 
-from genai_assets import settings
+from genai_assets.defs.automation.policies import external_call
 from genai_assets.rag.chunking import Chunker
-from genai_assets.rag.documents import SkippedInput, SourceNotFoundError
+from genai_assets.rag.documents import LOADER_VERSION, SkippedInput, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer
 from genai_assets.rag.index import QdrantIndex
-from genai_assets.rag.snapshots import SnapshotStore
 from genai_assets.rag.sync import (
+    CHUNKER_VERSION,
     DocumentSync,
     IngestSettings,
     SourceDocument,
     SyncReport,
     SyncSummary,
 )
+from genai_assets.resources.document_store import DocumentStoreResource
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.qdrant import QdrantResource
 
 GROUP = "rag"
-
-
-def snapshot_store() -> SnapshotStore:
-    """Where raw_documents keeps document texts, by content hash."""
-    return SnapshotStore(settings.storage_root() / "document_snapshots")
+OWNERS = ["team:ml-platform"]
+TAGS = {"stage": "ingestion"}
+# Code versions: bump the asset's own number when its code changes what it produces;
+# the library constants move with the loader and the chunker. Run-time settings
+# (model, chunk sizes) are versioned by the collection name instead.
+RAW_DOCUMENTS_VERSION = f"1-loader{LOADER_VERSION}"
+DOCUMENT_EMBEDDINGS_VERSION = f"1-chunker{CHUNKER_VERSION}"
 
 
 def skipped_table(skipped: list[tuple[str, str]], limit: int = 50) -> str:
@@ -35,6 +38,13 @@ def skipped_table(skipped: list[tuple[str, str]], limit: int = 50) -> str:
     rows = [f"| `{uri}` | {reason} |" for uri, reason in skipped[:limit]]
     more = [f"\n... and {len(skipped) - limit} more"] if len(skipped) > limit else []
     return "\n".join(["| input | reason |", "| --- | --- |", *rows, *more])
+
+
+def qdrant_location(qdrant: QdrantResource, collection: str) -> dg.MetadataValue:
+    """A link to the collection in the Qdrant dashboard, or the local storage folder."""
+    if qdrant.url:
+        return dg.MetadataValue.url(f"{qdrant.url.rstrip('/')}/dashboard#/collections/{collection}")
+    return dg.MetadataValue.path(qdrant.describe())
 
 
 class RawDocumentsConfig(dg.Config):
@@ -50,6 +60,9 @@ class RawDocumentsConfig(dg.Config):
 @dg.asset(
     group_name=GROUP,
     kinds={"python", "text"},
+    owners=OWNERS,
+    tags=TAGS,
+    code_version=RAW_DOCUMENTS_VERSION,
     description="The documents to index, read from their sources (folders, globs, URLs, S3), "
     "one row per document: stable id, source URI, content hash of the normalised text, "
     "title, format, size and modification time. Texts are kept in a content-addressed "
@@ -59,20 +72,23 @@ def raw_documents(
     context: dg.AssetExecutionContext,
     config: RawDocumentsConfig,
     document_sources: DocumentSourcesResource,
+    document_store: DocumentStoreResource,
 ) -> dg.MaterializeResult:
     """Read every source; keep texts by hash; return the manifest (no texts)."""
-    store = snapshot_store()
+    store = document_store.open()
     rows, skipped = [], []
     written = 0
     sources = document_sources.resolved_sources(config.sources)
     try:
-        for item in document_sources.iter_documents(config.sources):
-            if isinstance(item, SkippedInput):
-                context.log.warning(f"skipped {item.uri}: {item.reason}")
-                skipped.append((item.uri, item.reason))
-                continue
-            written += store.put(item.content_hash, item.text)
-            rows.append(item.manifest_row())
+        # A busy URL or S3 source retries the step (honouring Retry-After).
+        with external_call("document sources"):
+            for item in document_sources.iter_documents(config.sources):
+                if isinstance(item, SkippedInput):
+                    context.log.warning(f"skipped {item.uri}: {item.reason}")
+                    skipped.append((item.uri, item.reason))
+                    continue
+                written += store.put(item.content_hash, item.text)
+                rows.append(item.manifest_row())
     except SourceNotFoundError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
     if not rows:
@@ -95,7 +111,9 @@ def raw_documents(
             "characters": dg.MetadataValue.int(sum(row["n_chars"] for row in rows)),
             "formats": dg.MetadataValue.json(formats),
             "sources": dg.MetadataValue.json(sources),
+            "text_store": document_store.describe(),
             "skipped_inputs": dg.MetadataValue.md(skipped_table(skipped)),
+            "snapshot_store": dg.MetadataValue.path(str(store.root)),
         },
     )
 
@@ -120,6 +138,9 @@ class DocumentEmbeddingsConfig(dg.Config):
 @dg.asset(
     group_name=GROUP,
     kinds={"qdrant", "sentence_transformers"},
+    owners=OWNERS,
+    tags=TAGS,
+    code_version=DOCUMENT_EMBEDDINGS_VERSION,
     description="Chunks of every document, embedded and stored in Qdrant. Incremental: "
     "unchanged documents are skipped without loading the model, only new chunk texts are "
     "embedded, and vanished chunks and documents are deleted, so the collection always "
@@ -132,12 +153,13 @@ def document_embeddings(
     raw_documents: list[dict],
     embedder: SentenceTransformerResource,
     qdrant: QdrantResource,
+    document_store: DocumentStoreResource,
 ) -> dg.MaterializeResult:
     """Sync the versioned collection for the current settings with raw_documents."""
     chunk_tokens = min(config.chunk_tokens, embedder.max_chunk_tokens())
     ingest = IngestSettings(embedder.model, chunk_tokens, config.overlap_tokens)
     collection = f"{qdrant.collection}-{ingest.fingerprint()}"
-    store = snapshot_store()
+    store = document_store.open()
     docs = [
         SourceDocument(row["doc_id"], row["uri"], row["content_hash"], row.get("title"))
         for row in raw_documents
@@ -190,7 +212,7 @@ def document_embeddings(
     metadata = {
         "collection": collection,
         "model": embedder.model,
-        "qdrant": qdrant.describe(),
+        "qdrant": qdrant_location(qdrant, collection),
         "points": dg.MetadataValue.int(points),
         "documents_new": dg.MetadataValue.int(report.documents_new),
         "documents_changed": dg.MetadataValue.int(report.documents_changed),

@@ -1,0 +1,1 @@
+"""Operations logic without Dagster: settings, change detection, alerts, retry classification."""

@@ -1,0 +1,193 @@
+"""Operational settings read from environment variables when the definitions load.
+
+Every function reads the environment when called (never at import), validates
+the value and names the variable in its error, so a typo fails the code
+location's load with a message that says what to fix.
+"""
+
+import os
+import re
+import zoneinfo
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from genai_assets import settings
+
+PREFIX = "GENAI_ASSETS_"
+DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, name: str = "duration") -> timedelta:
+    """A duration such as ``90s``, ``45m``, ``36h``, ``8d`` or ``2w``.
+
+    Raises:
+        ValueError: naming ``name`` when the text is not a number followed by a unit.
+    """
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(
+            f"{name}={text!r} is not a duration: use a number and a unit s, m, h, d or w (e.g. 36h)"
+        )
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(PREFIX + name, "").strip()
+    return value or None
+
+
+def _env_int(name: str, default: int, minimum: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise ValueError(f"{PREFIX}{name}={raw!r} is not an integer") from error
+    if value < minimum:
+        raise ValueError(f"{PREFIX}{name}={value} must be at least {minimum}")
+    return value
+
+
+def _env_float(name: str, default: float, minimum: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as error:
+        raise ValueError(f"{PREFIX}{name}={raw!r} is not a number") from error
+    if value < minimum:
+        raise ValueError(f"{PREFIX}{name}={value} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """When a schedule fires: a cron expression in an IANA timezone."""
+
+    cron: str
+    timezone: str
+
+
+def _schedule(name: str, default_cron: str) -> ScheduleSettings:
+    cron = _env(f"{name}_CRON") or default_cron
+    if len(cron.split()) != 5:
+        raise ValueError(
+            f"{PREFIX}{name}_CRON={cron!r} is not a five-field cron expression "
+            "(minute hour day-of-month month day-of-week)"
+        )
+    timezone = _env(f"{name}_TIMEZONE") or _env("SCHEDULE_TIMEZONE") or "UTC"
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(
+            f"{PREFIX}{name}_TIMEZONE (or {PREFIX}SCHEDULE_TIMEZONE)={timezone!r} is not an "
+            "IANA timezone such as Europe/Berlin"
+        ) from error
+    return ScheduleSettings(cron=cron, timezone=timezone)
+
+
+def rag_refresh_schedule() -> ScheduleSettings:
+    """Nightly RAG refresh: ``GENAI_ASSETS_RAG_REFRESH_CRON`` (default 02:00 daily)."""
+    return _schedule("RAG_REFRESH", "0 2 * * *")
+
+
+def fine_tuning_schedule() -> ScheduleSettings:
+    """Weekly fine-tuning: ``GENAI_ASSETS_FINE_TUNING_CRON`` (default Sunday 03:00)."""
+    return _schedule("FINE_TUNING", "0 3 * * 0")
+
+
+@dataclass(frozen=True)
+class FreshnessWindow:
+    """How old an asset's latest materialization may be before it warns, then fails."""
+
+    fail: timedelta
+    warn: timedelta | None
+
+
+# Defaults follow the schedules: a nightly index may be a day old (warn) and
+# fails when a night was missed; the weekly serving config likewise per week.
+DEFAULT_FRESHNESS = {
+    "document_embeddings": ("36h", "25h"),
+    "rag_quality_metrics": ("36h", "25h"),
+    "serving_config": ("8d", "7d"),
+}
+
+
+def freshness_window(asset_name: str) -> FreshnessWindow:
+    """The window of ``asset_name``: ``GENAI_ASSETS_FRESHNESS_<ASSET>_FAIL`` / ``_WARN``.
+
+    Warn set to ``off`` disables the warning. Dagster needs windows of at least a
+    minute and a warning shorter than the failure.
+    """
+    default_fail, default_warn = DEFAULT_FRESHNESS.get(asset_name, ("36h", None))
+    base = f"FRESHNESS_{asset_name.upper()}"
+    fail = parse_duration(_env(f"{base}_FAIL") or default_fail, f"{PREFIX}{base}_FAIL")
+    warn_text = _env(f"{base}_WARN") or default_warn
+    warn = (
+        None
+        if warn_text is None or warn_text.lower() == "off"
+        else parse_duration(warn_text, f"{PREFIX}{base}_WARN")
+    )
+    if fail < timedelta(minutes=1):
+        raise ValueError(f"{PREFIX}{base}_FAIL must be at least 1m (got {fail})")
+    if warn is not None and not timedelta(minutes=1) <= warn < fail:
+        raise ValueError(
+            f"{PREFIX}{base}_WARN must be at least 1m and shorter than the fail window "
+            f"(got warn {warn}, fail {fail})"
+        )
+    return FreshnessWindow(fail=fail, warn=warn)
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """The shared retry policy of steps that call external services."""
+
+    max_retries: int
+    delay_s: float
+    max_wait_s: float
+
+
+def retry_settings() -> RetrySettings:
+    """``GENAI_ASSETS_RETRY_MAX`` (4), ``_RETRY_DELAY_S`` (5) and ``_RETRY_MAX_WAIT_S`` (600).
+
+    ``delay_s`` is the first backoff (doubled each attempt, with jitter); a
+    ``Retry-After`` longer than ``max_wait_s`` fails the step instead of holding it.
+    """
+    return RetrySettings(
+        max_retries=_env_int("RETRY_MAX", 4, minimum=0),
+        delay_s=_env_float("RETRY_DELAY_S", 5.0, minimum=0.0),
+        max_wait_s=_env_float("RETRY_MAX_WAIT_S", 600.0, minimum=1.0),
+    )
+
+
+def sensor_interval_s() -> int:
+    """Least seconds between two ticks of a file sensor (``GENAI_ASSETS_SENSOR_INTERVAL_S``).
+
+    A burst of files that lands within one interval becomes one run.
+    """
+    return _env_int("SENSOR_INTERVAL_S", 60, minimum=5)
+
+
+def alert_webhook_url() -> str | None:
+    """``GENAI_ASSETS_ALERT_WEBHOOK_URL``: a Slack-compatible incoming webhook, or None."""
+    return _env("ALERT_WEBHOOK_URL")
+
+
+def ui_base_url() -> str:
+    """``GENAI_ASSETS_UI_BASE_URL``: where the Dagster UI is reachable, for links in alerts."""
+    return (_env("UI_BASE_URL") or DEFAULT_UI_BASE_URL).rstrip("/")
+
+
+TRAINING_DATA_PATTERNS = ("*.jsonl", "*.json", "*.csv", "*.parquet")
+
+
+def training_data_dir() -> Path:
+    """The folder the training-data sensor watches (``GENAI_ASSETS_TRAINING_DATA_DIR``)."""
+    configured = _env("TRAINING_DATA_DIR")
+    return Path(configured).expanduser() if configured else settings.PACKAGE_DATA / "training"

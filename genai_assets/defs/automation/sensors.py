@@ -1,0 +1,133 @@
+"""File sensors: new or changed documents refresh the RAG index, new training data fine-tunes.
+
+Each tick lists the files (without reading them), compares them with the
+snapshot in the cursor and asks for at most one run whose run key is derived
+from the change set. A file therefore triggers exactly one run; a sensor
+retried or restarted before storing its cursor asks for the same run key and
+Dagster skips the duplicate; ``minimum_interval_seconds``
+(``GENAI_ASSETS_SENSOR_INTERVAL_S``) turns a burst of files into one run.
+"""
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import dagster as dg
+
+from genai_assets.automation import changes
+from genai_assets.automation import settings as ops_settings
+from genai_assets.defs.automation.jobs import (
+    FINE_TUNING_GROUP,
+    FINE_TUNING_JOB,
+    RAG_GROUP,
+    RAG_REFRESH_JOB,
+    group_asset_keys,
+)
+from genai_assets.resources.documents import DocumentSourcesResource
+
+
+def change_request(
+    context: dg.SensorEvaluationContext,
+    files: Iterable[tuple[str, str]],
+    run_key_prefix: str,
+    trigger: str,
+    group: str,
+) -> dg.SensorResult | dg.SkipReason:
+    """One run request for the files changed since the cursor, and the new cursor."""
+    previous = changes.decode_cursor(context.cursor)
+    current = changes.snapshot(files)
+    change = changes.diff(previous, current)
+    if not change:
+        return dg.SkipReason(f"no change in {len(current)} files")
+    context.log.info(f"{change.summary()}: requesting one run")
+    request = dg.RunRequest(
+        run_key=change.run_key(run_key_prefix),
+        tags={
+            "genai_assets/trigger": trigger,
+            "genai_assets/domain": group,
+            "genai_assets/changes": change.summary(limit=3)[:250],
+            "genai_assets/files_changed": str(change.count),
+        },
+    )
+    return dg.SensorResult(run_requests=[request], cursor=changes.encode_cursor(current))
+
+
+def build_document_sources_sensor(minimum_interval_seconds: int) -> dg.SensorDefinition:
+    """The sensor that refreshes the RAG index when documents appear, change or vanish."""
+
+    @dg.sensor(
+        name="document_sources_sensor",
+        job_name=RAG_REFRESH_JOB,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Runs rag_refresh_job when a file under the document sources (local "
+        "folders, globs, S3 prefixes) is added, changed or removed. Lists files without "
+        f"reading them, at most every {minimum_interval_seconds} s.",
+    )
+    def document_sources_sensor(
+        context: dg.SensorEvaluationContext, document_sources: DocumentSourcesResource
+    ):
+        if context.repository_def and not group_asset_keys(context.repository_def, RAG_GROUP):
+            return dg.SkipReason(f"group {RAG_GROUP!r} has no assets yet")
+        files = (
+            (entry.uri, changes.fingerprint(entry.size_bytes, entry.modified_at))
+            for entry in document_sources.iter_entries()
+        )
+        return change_request(context, files, "documents", "document_sources_sensor", RAG_GROUP)
+
+    return document_sources_sensor
+
+
+def training_files(folder: Path) -> list[tuple[str, str]]:
+    """``(path, fingerprint)`` of every training data file under ``folder``."""
+    found = {
+        path
+        for pattern in ops_settings.TRAINING_DATA_PATTERNS
+        for path in folder.rglob(pattern)
+        if path.is_file()
+    }
+    files = []
+    for path in sorted(found):
+        stat = path.stat()
+        files.append((str(path), changes.fingerprint(stat.st_size, stat.st_mtime_ns)))
+    return files
+
+
+def build_training_data_sensor(minimum_interval_seconds: int) -> dg.SensorDefinition:
+    """The sensor that fine-tunes when training data files appear or change."""
+
+    @dg.sensor(
+        name="training_data_sensor",
+        job_name=FINE_TUNING_JOB,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Runs fine_tuning_job when a training data file (jsonl, json, csv, parquet) "
+        "under GENAI_ASSETS_TRAINING_DATA_DIR (default genai_assets/data/training) is added, "
+        "changed or removed.",
+    )
+    def training_data_sensor(context: dg.SensorEvaluationContext):
+        if context.repository_def and not group_asset_keys(
+            context.repository_def, FINE_TUNING_GROUP
+        ):
+            # The cursor stays put: the files count as new once the assets exist.
+            return dg.SkipReason(f"group {FINE_TUNING_GROUP!r} has no assets yet")
+        folder = ops_settings.training_data_dir()
+        if not folder.is_dir():
+            return dg.SkipReason(f"training data folder {folder} does not exist")
+        return change_request(
+            context,
+            training_files(folder),
+            "training-data",
+            "training_data_sensor",
+            FINE_TUNING_GROUP,
+        )
+
+    return training_data_sensor
+
+
+@dg.definitions
+def file_sensors() -> dg.Definitions:
+    """The file sensors, with their interval read from the environment now."""
+    interval = ops_settings.sensor_interval_s()
+    return dg.Definitions(
+        sensors=[build_document_sources_sensor(interval), build_training_data_sensor(interval)]
+    )

@@ -1,0 +1,462 @@
+"""RAG quality: rag_quality_metrics, the blocking quality gate, and the blue/green serving alias.
+
+document_embeddings -> rag_quality_metrics -[rag_quality_gate, blocking]-> rag_serving_index
+
+The gate is a blocking asset check, so a candidate that fails it stops the run
+before rag_serving_index: the alias, and so the index readers use, stays as it
+was. rag_serving_index also refuses to promote on its own when the latest gate
+evaluation did not pass for the latest metrics, so materializing it alone cannot
+skip the gate. ``rag_rollback_job`` (or ``python -m genai_assets.rag.rollback``)
+points the alias back at the previous collection.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from genai_assets import settings
+from genai_assets.rag.blue_green import BlueGreenError, BlueGreenIndex, SwapResult
+from genai_assets.rag.embedder import Embedder, resolve_model_path
+from genai_assets.rag.evaluation import (
+    RETRIEVAL_METRICS,
+    GoldenSetError,
+    load_golden_set,
+    mean_scores,
+    worst_questions_table,
+)
+from genai_assets.rag.gate import (
+    DEFAULT_COMPARED,
+    DEFAULT_MAX_REGRESSION,
+    DEFAULT_MINIMUMS,
+    GateThresholds,
+    decide,
+)
+from genai_assets.rag.index_evaluation import (
+    ALL_METRICS,
+    LLMSettings,
+    collection_model,
+    retrieve_all,
+    score_retrieval,
+)
+from genai_assets.rag.ragas_metrics import LLM_METRICS
+from genai_assets.resources.embeddings import SentenceTransformerResource
+from genai_assets.resources.openai_api import OpenAICompatibleResource
+from genai_assets.resources.qdrant import QdrantResource
+
+GROUP = "rag"
+GATE_CHECK = dg.AssetCheckKey(dg.AssetKey("rag_quality_metrics"), "rag_quality_gate")
+DEFAULT_GOLDEN_SET = settings.PACKAGE_DATA / "golden_set.jsonl"
+
+
+class RagQualityConfig(dg.Config):
+    """How rag_quality_metrics evaluates the index."""
+
+    golden_set_path: str = Field(
+        default="",
+        description="JSONL golden set: one question per line with its relevant documents "
+        "and/or passages and an optional reference answer. Empty: the sample golden set.",
+    )
+    top_k: int = Field(default=5, ge=1, le=100, description="Chunks retrieved per question (k).")
+    compare_with_serving: bool = Field(
+        default=True,
+        description="Also evaluate the collection behind the alias, when it differs from the "
+        "candidate, so the gate can compare the two.",
+    )
+    llm_concurrency: int = Field(
+        default=4, ge=1, description="Questions judged by the LLM at the same time."
+    )
+    worst_questions: int = Field(
+        default=10, ge=1, description="Rows in the metadata table of the worst questions."
+    )
+
+
+def _aggregates_metadata(prefix: str, means: dict[str, float | None]) -> dict[str, object]:
+    return {
+        f"{prefix}{metric}": dg.MetadataValue.float(round(value, 6))
+        for metric, value in means.items()
+        if value is not None
+    }
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"qdrant", "ragas"},
+    owners=["team:ml-platform"],
+    tags={"stage": "evaluation"},
+    # Bump when the metrics or how they are computed change (scores stop being comparable).
+    code_version="1",
+    description="How well the index that document_embeddings just wrote answers the golden "
+    "set: per question, the top-k chunks' hit rate, recall, reciprocal rank and nDCG, the "
+    "ragas metrics that need no LLM, and (with an LLM configured) an answer generated from "
+    "the chunks judged for faithfulness, answer relevancy and context precision. The "
+    "collection behind the serving alias is evaluated too when it differs, for the gate.",
+)
+def rag_quality_metrics(
+    context: dg.AssetExecutionContext,
+    config: RagQualityConfig,
+    document_embeddings: dict,
+    embedder: SentenceTransformerResource,
+    qdrant: QdrantResource,
+    llm: OpenAICompatibleResource,
+) -> dg.MaterializeResult:
+    """Evaluate the candidate collection (and the serving one) on the golden set."""
+    candidate = document_embeddings["collection"]
+    alias = document_embeddings["alias"]
+    model = document_embeddings["model"]
+    if document_embeddings["location"] != qdrant.describe():
+        raise dg.Failure(
+            description=f"document_embeddings wrote {candidate} to "
+            f"{document_embeddings['location']} but the qdrant resource now points at "
+            f"{qdrant.describe()}; rematerialize document_embeddings with this qdrant resource",
+            allow_retries=False,
+        )
+    path = Path(config.golden_set_path) if config.golden_set_path else DEFAULT_GOLDEN_SET
+    try:
+        golden = load_golden_set(path)
+    except GoldenSetError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    for problem in golden.problems:
+        context.log.warning(f"golden set {path} line {problem.line} skipped: {problem.reason}")
+    questions = golden.questions
+
+    embedders: dict[str, Embedder] = {}
+
+    def encoder(name: str):
+        if name not in embedders:
+            embedders[name] = Embedder(name, embedder.device, embedder.dtype, embedder.batch_size)
+        return embedders[name].encode
+
+    k = config.top_k
+    with qdrant.open() as client:
+        live = BlueGreenIndex(client, alias).live()
+        retrievals = [
+            ("candidate", model, retrieve_all(client, candidate, encoder(model), questions, k))
+        ]
+        if config.compare_with_serving and live is not None and live != candidate:
+            serving_model = collection_model(client, live) or model
+            serving = retrieve_all(client, live, encoder(serving_model), questions, k)
+            retrievals.append(("serving", serving_model, serving))
+
+    llm_settings = (
+        LLMSettings(llm.async_client(max_retries=2), llm.model, config.llm_concurrency)
+        if llm.is_configured
+        else None
+    )
+    rows: list[dict] = []
+    for role, role_model, retrieval in retrievals:
+        context.log.info(f"scoring {role} {retrieval.collection} ({retrieval.points} points)")
+        rows.extend(
+            score_retrieval(
+                questions,
+                retrieval,
+                k,
+                resolve_model_path(role_model),
+                llm_settings if role == "candidate" else None,
+                role,
+            )
+        )
+    candidate_rows = [r for r in rows if r["role"] == "candidate"]
+    serving_rows = [r for r in rows if r["role"] == "serving"]
+    means = mean_scores(candidate_rows, ALL_METRICS)
+    llm_errors = [r for r in candidate_rows if r["llm_error"]]
+    metadata: dict[str, object] = {
+        "collection": candidate,
+        "model": model,
+        "alias": alias,
+        "serving_collection": live or "none (alias not created yet)",
+        "k": dg.MetadataValue.int(k),
+        "questions": dg.MetadataValue.int(len(questions)),
+        "golden_set": str(path),
+        "golden_set_lines_skipped": dg.MetadataValue.int(len(golden.problems)),
+        "unanswerable_in_index": dg.MetadataValue.int(
+            sum(1 for r in candidate_rows if r["reference_contexts_in_index"] == 0)
+        ),
+        **_aggregates_metadata("", means),
+        **_aggregates_metadata("serving_", mean_scores(serving_rows, ALL_METRICS)),
+        "worst_questions": dg.MetadataValue.md(
+            worst_questions_table(
+                candidate_rows,
+                [*RETRIEVAL_METRICS[1:], "non_llm_context_recall"],
+                config.worst_questions,
+            )
+        ),
+    }
+    if golden.problems:
+        metadata["golden_set_problems"] = dg.MetadataValue.md(
+            "\n".join(f"- line {p.line}: {p.reason}" for p in golden.problems)
+        )
+    if llm_settings is None:
+        metadata["llm_metrics"] = (
+            f"not run: no LLM configured ({', '.join(LLM_METRICS)} need the llm resource's model)"
+        )
+        metadata["answer_source"] = "top retrieved chunk (extractive)"
+    else:
+        metadata["llm_model"] = llm.model or ""
+        metadata["llm_failures"] = dg.MetadataValue.int(len(llm_errors))
+        metadata["answer_source"] = "LLM answer generated from the retrieved chunks"
+        for row in llm_errors[:5]:
+            context.log.warning(f"LLM metrics failed for {row['id']}: {row['llm_error']}")
+    return dg.MaterializeResult(value=rows, metadata=metadata)
+
+
+class QualityGateConfig(dg.Config):
+    """Thresholds of the quality gate, on mean scores over the golden set."""
+
+    min_hit_rate_at_k: float = Field(
+        default=DEFAULT_MINIMUMS["hit_rate_at_k"],
+        ge=0,
+        le=1,
+        description="Least share of questions with a relevant chunk in the top k.",
+    )
+    min_recall_at_k: float = Field(
+        default=DEFAULT_MINIMUMS["recall_at_k"],
+        ge=0,
+        le=1,
+        description="Least mean share of relevant documents found in the top k.",
+    )
+    min_mrr: float = Field(
+        default=DEFAULT_MINIMUMS["mrr"],
+        ge=0,
+        le=1,
+        description="Least mean reciprocal rank of the first relevant chunk.",
+    )
+    min_ndcg_at_k: float = Field(
+        default=DEFAULT_MINIMUMS["ndcg_at_k"], ge=0, le=1, description="Least mean nDCG@k."
+    )
+    extra_minimums: dict[str, float] = Field(
+        default_factory=dict,
+        description="Minimums for other metrics, e.g. {'faithfulness': 0.8}; a metric with a "
+        "minimum that was not computed fails the gate.",
+    )
+    max_regression: float = Field(
+        default=DEFAULT_MAX_REGRESSION,
+        ge=0,
+        description="How much lower than the serving index a compared metric may be.",
+    )
+    compared_metrics: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_COMPARED),
+        description="Metrics that must be no worse than the serving index's (within the margin).",
+    )
+
+    def thresholds(self) -> GateThresholds:
+        """The pure thresholds object."""
+        unknown = [
+            m for m in [*self.extra_minimums, *self.compared_metrics] if m not in ALL_METRICS
+        ]
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; known: {', '.join(ALL_METRICS)}")
+        minimums = {
+            "hit_rate_at_k": self.min_hit_rate_at_k,
+            "recall_at_k": self.min_recall_at_k,
+            "mrr": self.min_mrr,
+            "ndcg_at_k": self.min_ndcg_at_k,
+            **self.extra_minimums,
+        }
+        return GateThresholds(minimums, tuple(self.compared_metrics), self.max_regression)
+
+
+@dg.asset_check(
+    asset=rag_quality_metrics,
+    name="rag_quality_gate",
+    blocking=True,
+    description="The quality gate: the candidate's mean scores meet the minimums and are no "
+    "worse than the serving index's by more than the margin. Blocking: when it fails, "
+    "rag_serving_index does not run and the alias keeps pointing at the serving index.",
+)
+def rag_quality_gate(
+    config: QualityGateConfig, rag_quality_metrics: list[dict]
+) -> dg.AssetCheckResult:
+    """Decide from the stored per-question results."""
+    candidate_rows = [r for r in rag_quality_metrics if r["role"] == "candidate"]
+    serving_rows = [r for r in rag_quality_metrics if r["role"] == "serving"]
+    decision = decide(
+        mean_scores(candidate_rows, ALL_METRICS),
+        mean_scores(serving_rows, ALL_METRICS) if serving_rows else None,
+        config.thresholds(),
+    )
+    candidate = candidate_rows[0]["collection"] if candidate_rows else "?"
+    metadata: dict[str, object] = {
+        "candidate": candidate,
+        "serving": serving_rows[0]["collection"] if serving_rows else "none",
+        "decision": decision.summary(),
+        "rules": dg.MetadataValue.md(decision.table()),
+        "failed_rules": dg.MetadataValue.int(len(decision.failures)),
+    }
+    for failure in decision.failures:
+        if failure.shortfall is not None:
+            metadata[f"shortfall_{failure.metric}"] = dg.MetadataValue.float(
+                round(failure.shortfall, 6)
+            )
+    if not decision.passed:
+        metadata["not_promoted"] = (
+            f"{candidate} is not promoted: {decision.summary()}; the alias is unchanged"
+        )
+    return dg.AssetCheckResult(
+        passed=decision.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=decision.summary(),
+        metadata=metadata,
+    )
+
+
+class RagServingIndexConfig(dg.Config):
+    """How the serving alias is moved."""
+
+    keep_previous: int = Field(
+        default=2,
+        ge=0,
+        description="Once-live collections kept for rollback besides the live one; older ones "
+        "are deleted after a promotion.",
+    )
+    require_passed_gate: bool = Field(
+        default=True,
+        description="Refuse to promote unless the latest rag_quality_gate evaluation passed for "
+        "the latest rag_quality_metrics (guards runs that select this asset alone).",
+    )
+
+
+def _gate_passed_for_latest_metrics(instance: dg.DagsterInstance) -> tuple[bool, str]:
+    record = instance.get_latest_asset_check_evaluation_record(GATE_CHECK)
+    latest = instance.get_latest_materialization_event(GATE_CHECK.asset_key)
+    if record is None or record.event is None or latest is None:
+        return False, "rag_quality_gate has not been evaluated"
+    evaluation = record.event.dagster_event.event_specific_data
+    target = evaluation.target_materialization_data
+    if target is not None and target.run_id != latest.run_id:
+        return False, (
+            "the latest rag_quality_gate evaluation is for an older rag_quality_metrics "
+            f"(run {target.run_id}, latest {latest.run_id})"
+        )
+    if not evaluation.passed:
+        return False, f"rag_quality_gate failed: {evaluation.description or ''}"
+    return True, "rag_quality_gate passed"
+
+
+def _swap_metadata(result: SwapResult) -> dict[str, object]:
+    return {
+        "alias": result.alias,
+        "live_collection": result.live,
+        "action": result.action,
+        "previous_live": result.previous_live or "none",
+        "kept_collections": dg.MetadataValue.json(result.kept),
+        "deleted_collections": dg.MetadataValue.json(result.deleted),
+        "message": result.message,
+    }
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"qdrant"},
+    owners=["team:ml-platform"],
+    tags={"stage": "serving"},
+    code_version="1",  # bump when promotion or retention of collections changes
+    deps=[rag_quality_metrics],
+    description="The index readers use: the alias (qdrant resource's `collection`) pointed at "
+    "the collection that passed the quality gate, by an atomic alias swap. The collection it "
+    "replaces is kept for rollback (rag_rollback_job). When the candidate is already live (an "
+    "in-place incremental refresh) nothing is swapped.",
+)
+def rag_serving_index(
+    context: dg.AssetExecutionContext,
+    config: RagServingIndexConfig,
+    document_embeddings: dict,
+    qdrant: QdrantResource,
+) -> dg.MaterializeResult:
+    """Promote document_embeddings' collection behind the alias."""
+    candidate = document_embeddings["collection"]
+    alias = document_embeddings["alias"]
+    if config.require_passed_gate:
+        passed, why = _gate_passed_for_latest_metrics(context.instance)
+        if not passed:
+            raise dg.Failure(
+                description=f"{candidate} is not promoted: {why}",
+                metadata={"not_promoted": why},
+                allow_retries=False,
+            )
+        evaluated = _evaluated_collection(context.instance)
+        if evaluated is not None and evaluated != candidate:
+            raise dg.Failure(
+                description=f"{candidate} is not promoted: the latest rag_quality_metrics "
+                f"evaluated {evaluated}; materialize rag_quality_metrics for {candidate} first",
+                allow_retries=False,
+            )
+    with qdrant.open() as client:
+        index = BlueGreenIndex(client, alias, keep_previous=config.keep_previous)
+        try:
+            result = index.promote(candidate, reason=f"run {context.run_id}")
+        except BlueGreenError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+        history = index.history()
+    context.log.info(result.message)
+    value = {
+        "alias": result.alias,
+        "live": result.live,
+        "action": result.action,
+        "previous_live": result.previous_live,
+        "kept": result.kept,
+        "deleted": result.deleted,
+    }
+    return dg.MaterializeResult(
+        value=value,
+        metadata={
+            **_swap_metadata(result),
+            "history": dg.MetadataValue.md(_history_table(history)),
+        },
+    )
+
+
+def _evaluated_collection(instance: dg.DagsterInstance) -> str | None:
+    event = instance.get_latest_materialization_event(GATE_CHECK.asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("collection")
+    return getattr(value, "value", None) if value is not None else None
+
+
+def _history_table(events: list[dict], limit: int = 10) -> str:
+    if not events:
+        return "No promotion recorded."
+    lines = ["| at | event | collection | detail |", "| --- | --- | --- | --- |"]
+    for event in events[-limit:][::-1]:
+        detail = ", ".join(
+            f"{k}: {v}" for k, v in event.items() if k not in ("at", "event", "collection") and v
+        )
+        lines.append(f"| {event['at']} | {event['event']} | {event['collection']} | {detail} |")
+    return "\n".join(lines)
+
+
+class RollbackConfig(dg.Config):
+    """Which alias to roll back."""
+
+    alias: str = Field(default="", description="The alias; empty: the qdrant resource's.")
+    reason: str = Field(default="manual rollback", description="Recorded in the history.")
+
+
+@dg.op(description="Point the serving alias back at the previous kept collection.")
+def rollback_rag_serving_index(
+    context: dg.OpExecutionContext, config: RollbackConfig, qdrant: QdrantResource
+) -> dict:
+    """Swap the alias back and report it as an observation of rag_serving_index."""
+    alias = config.alias or qdrant.collection
+    with qdrant.open() as client:
+        try:
+            result = BlueGreenIndex(client, alias).rollback(reason=config.reason)
+        except BlueGreenError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+    context.log.info(result.message)
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=dg.AssetKey("rag_serving_index"), metadata=_swap_metadata(result)
+        )
+    )
+    return {"alias": result.alias, "live": result.live, "rolled_back_from": result.previous_live}
+
+
+@dg.job(
+    description="Roll the RAG serving alias back to the previous collection (blue/green). The "
+    "same as `python -m genai_assets.rag.rollback`."
+)
+def rag_rollback_job():
+    """One op: the alias swap back."""
+    rollback_rag_serving_index()

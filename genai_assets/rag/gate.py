@@ -1,0 +1,129 @@
+"""The quality gate: may a candidate index go live?
+
+Two kinds of rule, both on mean scores over the golden set:
+
+* a minimum per metric (``recall_at_k >= 0.8``);
+* no regression against the index serving now: for each compared metric,
+  ``candidate >= serving - max_regression``.
+
+A metric with a minimum that was not computed (an LLM-judged one without an LLM)
+fails the gate, naming it: a threshold that silently does not apply is no gate.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_MINIMUMS = {"hit_rate_at_k": 0.85, "recall_at_k": 0.75, "mrr": 0.6, "ndcg_at_k": 0.6}
+DEFAULT_COMPARED = ("recall_at_k", "mrr", "ndcg_at_k")
+DEFAULT_MAX_REGRESSION = 0.05
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """Minimums per metric, and how much worse than the serving index a candidate may be."""
+
+    minimums: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MINIMUMS))
+    compared: Sequence[str] = DEFAULT_COMPARED
+    max_regression: float = DEFAULT_MAX_REGRESSION
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    """One rule the candidate broke, and by how much."""
+
+    metric: str
+    rule: str  # "minimum", "regression" or "not run"
+    value: float | None
+    required: float
+    shortfall: float | None
+
+    def describe(self) -> str:
+        """One line a person reads in the check result."""
+        if self.rule == "not run":
+            return f"{self.metric} was not computed but has a minimum of {self.required:.3f}"
+        if self.rule == "minimum":
+            return (
+                f"{self.metric} = {self.value:.3f} is below the minimum {self.required:.3f} "
+                f"by {self.shortfall:.3f}"
+            )
+        return (
+            f"{self.metric} = {self.value:.3f} is worse than the serving index allows "
+            f"(at least {self.required:.3f}) by {self.shortfall:.3f}"
+        )
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether the candidate passed, the rules it broke, and every comparison made."""
+
+    passed: bool
+    failures: list[GateFailure]
+    comparisons: list[dict[str, Any]]
+
+    def summary(self) -> str:
+        """A short sentence: passed, or the failures."""
+        if self.passed:
+            return f"passed all {len(self.comparisons)} rules"
+        return "failed: " + "; ".join(f.describe() for f in self.failures)
+
+    def table(self) -> str:
+        """Every rule as a markdown table row."""
+        lines = ["| metric | rule | candidate | required | ok |", "| --- | --- | --- | --- | --- |"]
+        for c in self.comparisons:
+            value = "not run" if c["value"] is None else f"{c['value']:.3f}"
+            lines.append(
+                f"| {c['metric']} | {c['rule']} | {value} | {c['required']:.3f} | "
+                f"{'yes' if c['ok'] else '**no**'} |"
+            )
+        return "\n".join(lines)
+
+
+def decide(
+    candidate: Mapping[str, float | None],
+    serving: Mapping[str, float | None] | None,
+    thresholds: GateThresholds,
+) -> GateDecision:
+    """Apply the thresholds to the candidate's mean scores (and the serving index's, if any)."""
+    failures: list[GateFailure] = []
+    comparisons: list[dict[str, Any]] = []
+    for metric, minimum in thresholds.minimums.items():
+        value = candidate.get(metric)
+        if value is None:
+            failure = GateFailure(metric, "not run", None, minimum, None)
+        elif value < minimum:
+            failure = GateFailure(metric, "minimum", value, minimum, minimum - value)
+        else:
+            failure = None
+        comparisons.append(
+            {
+                "metric": metric,
+                "rule": "minimum",
+                "value": value,
+                "required": minimum,
+                "ok": failure is None,
+            }
+        )
+        if failure:
+            failures.append(failure)
+    if serving is not None:
+        for metric in thresholds.compared:
+            baseline = serving.get(metric)
+            value = candidate.get(metric)
+            if baseline is None or value is None:
+                continue  # nothing to compare against; minimums cover a missing candidate value
+            required = baseline - thresholds.max_regression
+            ok = value >= required
+            comparisons.append(
+                {
+                    "metric": metric,
+                    "rule": f"serving {baseline:.3f} - {thresholds.max_regression:.3f}",
+                    "value": value,
+                    "required": required,
+                    "ok": ok,
+                }
+            )
+            if not ok:
+                shortfall = required - value
+                failures.append(GateFailure(metric, "regression", value, required, shortfall))
+    return GateDecision(not failures, failures, comparisons)

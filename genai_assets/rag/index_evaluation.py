@@ -1,0 +1,210 @@
+"""Evaluating a Qdrant collection on a golden set: retrieve, score, and one row per question.
+
+Retrieval goes through the collection and embedding model that built it (the
+caller passes both, from ``document_embeddings``' value). Qdrant is only read
+inside :func:`retrieve_all`, so a local-mode client can be closed before the
+slower ragas and LLM work starts.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qdrant_client import QdrantClient
+
+from genai_assets.rag.evaluation import (
+    RETRIEVAL_METRICS,
+    GoldenQuestion,
+    RetrievedChunk,
+    comes_from,
+    contains_passage,
+    retrieval_scores,
+)
+from genai_assets.rag.ragas_metrics import (
+    LLM_METRICS,
+    NON_LLM_METRICS,
+    RagasSample,
+    llm_judgements,
+    non_llm_scores,
+)
+
+ALL_METRICS = (*RETRIEVAL_METRICS, *NON_LLM_METRICS, *LLM_METRICS)
+SCROLL_PAGE = 1024
+
+
+@dataclass
+class Retrieval:
+    """What one collection returned for every question, and its reference contexts."""
+
+    collection: str
+    chunks: list[list[RetrievedChunk]]
+    reference_contexts: list[list[str]]
+    points: int
+    seconds: float
+
+
+def reference_contexts(
+    client: QdrantClient, collection: str, questions: Sequence[GoldenQuestion]
+) -> tuple[list[list[str]], int]:
+    """Per question, the collection's chunks that hold its answer; and the collection's size.
+
+    The chunks that contain a relevant passage, or for a question without
+    passages the chunks of its relevant documents. Reads every point's text and
+    source once (no vectors).
+    """
+    points: list[tuple[str, str]] = []
+    offset = None
+    while True:
+        page, offset = client.scroll(
+            collection,
+            limit=SCROLL_PAGE,
+            offset=offset,
+            with_payload=["text", "source"],
+            with_vectors=False,
+        )
+        for point in page:
+            payload = point.payload or {}
+            points.append((str(payload.get("source", "")), str(payload.get("text", ""))))
+        if offset is None:
+            break
+    contexts = []
+    for question in questions:
+        if question.relevant_passages:
+            found = [
+                text
+                for _, text in points
+                if any(contains_passage(text, p) for p in question.relevant_passages)
+            ]
+        else:
+            found = [
+                text
+                for source, text in points
+                if any(comes_from(source, d) for d in question.relevant_documents)
+            ]
+        contexts.append(found)
+    return contexts, len(points)
+
+
+def retrieve_all(
+    client: QdrantClient,
+    collection: str,
+    encode: Callable[[list[str]], Any],
+    questions: Sequence[GoldenQuestion],
+    k: int,
+) -> Retrieval:
+    """The top ``k`` chunks of ``collection`` (a name or an alias) for every question."""
+    from qdrant_client import models
+
+    if not client.collection_exists(collection):
+        raise ValueError(f"Qdrant collection {collection!r} does not exist")
+    started = time.perf_counter()
+    vectors = encode([q.question for q in questions])
+    responses = client.query_batch_points(
+        collection,
+        requests=[
+            models.QueryRequest(query=vector.tolist(), limit=k, with_payload=True)
+            for vector in vectors
+        ],
+    )
+    chunks = [
+        [
+            RetrievedChunk(
+                source=str((point.payload or {}).get("source", "")),
+                text=str((point.payload or {}).get("text", "")),
+                score=float(point.score),
+                chunk_index=(point.payload or {}).get("chunk_index"),
+            )
+            for point in response.points
+        ]
+        for response in responses
+    ]
+    contexts, points = reference_contexts(client, collection, questions)
+    return Retrieval(collection, chunks, contexts, points, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """An OpenAI-compatible client and model for answer generation and judging."""
+
+    client: Any
+    model: str
+    concurrency: int = 4
+
+
+def score_retrieval(
+    questions: Sequence[GoldenQuestion],
+    retrieval: Retrieval,
+    k: int,
+    embedding_model_path: str,
+    llm: LLMSettings | None = None,
+    role: str = "candidate",
+) -> list[dict[str, Any]]:
+    """One flat row per question: retrieval metrics, ragas metrics, the answer used."""
+    judgements = None
+    samples = [
+        RagasSample(
+            question=q.question,
+            retrieved_contexts=[c.text for c in chunks],
+            reference_contexts=contexts,
+            response=None,
+            reference=q.reference_answer,
+        )
+        for q, chunks, contexts in zip(
+            questions, retrieval.chunks, retrieval.reference_contexts, strict=True
+        )
+    ]
+    if llm is not None:
+        judgements = llm_judgements(
+            [s for s in samples if s.retrieved_contexts],
+            llm.client,
+            llm.model,
+            embedding_model_path,
+            llm.concurrency,
+        )
+        judged = iter(judgements)
+        judgements = [next(judged) if s.retrieved_contexts else None for s in samples]
+    answers = []
+    for i, sample in enumerate(samples):
+        if judgements is not None and judgements[i] is not None:
+            answers.append(judgements[i].answer)
+        else:
+            answers.append(sample.retrieved_contexts[0] if sample.retrieved_contexts else None)
+    samples = [
+        RagasSample(s.question, s.retrieved_contexts, s.reference_contexts, answer, s.reference)
+        for s, answer in zip(samples, answers, strict=True)
+    ]
+    ragas_rows = non_llm_scores(samples, embedding_model_path)
+
+    rows = []
+    for i, (question, chunks) in enumerate(zip(questions, retrieval.chunks, strict=True)):
+        judgement = judgements[i] if judgements is not None else None
+        row: dict[str, Any] = {
+            "role": role,
+            "collection": retrieval.collection,
+            "id": question.id,
+            "question": question.question,
+            "k": k,
+            **retrieval_scores(question, chunks, k),
+            **ragas_rows[i],
+            "faithfulness": judgement.faithfulness if judgement else None,
+            "answer_relevancy": judgement.answer_relevancy if judgement else None,
+            "context_precision": judgement.context_precision if judgement else None,
+            "llm_error": judgement.error if judgement else None,
+            "answer_source": "llm" if judgement and judgement.answer else "top_chunk",
+            "answer": answers[i],
+            "reference_answer": question.reference_answer,
+            "reference_contexts_in_index": len(retrieval.reference_contexts[i]),
+            "top_score": chunks[0].score if chunks else None,
+            "retrieved_sources": "\n".join(c.source for c in chunks),
+        }
+        rows.append(row)
+    return rows
+
+
+def collection_model(client: QdrantClient, collection: str) -> str | None:
+    """The embedding model recorded on the collection's points, or None when it is empty."""
+    points, _ = client.scroll(collection, limit=1, with_payload=["embedding_model"])
+    if not points:
+        return None
+    return (points[0].payload or {}).get("embedding_model")

@@ -1,0 +1,217 @@
+"""File sensors and schedules through Dagster's test contexts, on real folders and S3 (moto)."""
+
+import os
+
+import boto3
+import dagster as dg
+import pytest
+
+from genai_assets.defs.automation.jobs import add_missing_domain_jobs, domain_job
+from genai_assets.defs.automation.schedules import build_schedules
+from genai_assets.defs.automation.sensors import (
+    build_document_sources_sensor,
+    build_training_data_sensor,
+)
+from genai_assets.resources.documents import DocumentSourcesResource
+
+
+def tick(sensor, instance, cursor, repository_def=None, **resources):
+    """Evaluate one sensor tick; return (run requests, new cursor)."""
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, repository_def=repository_def, resources=resources
+    ) as context:
+        result = sensor(context)
+    if isinstance(result, dg.SkipReason):
+        return [], cursor
+    assert isinstance(result, dg.SensorResult)
+    return list(result.run_requests or []), result.cursor
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def test_document_files_trigger_exactly_one_run_each(tmp_path, instance, code_location):
+    docs = tmp_path / "docs"
+    write(docs / "restore.md", "# Restoring a snapshot\n\nRun `skyvault restore`.")
+    sources = DocumentSourcesResource(sources=[str(docs)])
+    sensor = build_document_sources_sensor(minimum_interval_seconds=30)
+    repo = code_location.get_repository_def()
+
+    requests, cursor = tick(sensor, instance, None, repo, document_sources=sources)
+    assert len(requests) == 1
+    assert requests[0].tags["genai_assets/files_changed"] == "1"
+    first_key = requests[0].run_key
+
+    # The same file again: nothing.
+    again, cursor_after = tick(sensor, instance, cursor, repo, document_sources=sources)
+    assert again == [] and cursor_after == cursor
+
+    # A restarted sensor (a new context with the stored cursor): still nothing.
+    restarted, _ = tick(sensor, instance, cursor, repo, document_sources=sources)
+    assert restarted == []
+
+    # A sensor retried before its cursor was stored asks for the same run key.
+    retried, _ = tick(sensor, instance, None, repo, document_sources=sources)
+    assert [r.run_key for r in retried] == [first_key]
+
+    # The file changes: exactly one run with a new key.
+    write(docs / "restore.md", "# Restoring a snapshot\n\nRun `skyvault restore --point 3`.")
+    changed, cursor = tick(sensor, instance, cursor, repo, document_sources=sources)
+    assert len(changed) == 1 and changed[0].run_key != first_key
+    assert "1 changed (restore.md)" in changed[0].tags["genai_assets/changes"]
+
+    # A burst of files between two ticks is one run; a removal is a change too.
+    for index in range(5):
+        write(docs / "guides" / f"vault-{index}.md", f"# Vault guide {index}\n")
+    (docs / "restore.md").unlink()
+    burst, cursor = tick(sensor, instance, cursor, repo, document_sources=sources)
+    assert len(burst) == 1
+    assert burst[0].tags["genai_assets/files_changed"] == "6"
+    assert tick(sensor, instance, cursor, repo, document_sources=sources)[0] == []
+
+
+def test_the_sensor_definition_is_on_and_targets_the_rag_job(code_location):
+    sensor = code_location.get_repository_def().get_sensor_def("document_sources_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.job_name == "rag_refresh_job"
+    assert sensor.minimum_interval_seconds == 60
+
+
+def test_s3_prefix_changes_trigger_runs(monkeypatch, instance):
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="corvid-docs")
+        s3.put_object(Bucket="corvid-docs", Key="skyvault/keystone.md", Body=b"# Keystone\n")
+        sources = DocumentSourcesResource(
+            sources=["s3://corvid-docs/skyvault/"], s3_endpoint_url=endpoint
+        )
+        sensor = build_document_sources_sensor(minimum_interval_seconds=30)
+
+        requests, cursor = tick(sensor, instance, None, document_sources=sources)
+        assert len(requests) == 1
+        assert tick(sensor, instance, cursor, document_sources=sources)[0] == []
+        s3.put_object(
+            Bucket="corvid-docs", Key="skyvault/keystone.md", Body=b"# Keystone key manager\n"
+        )
+        s3.put_object(Bucket="corvid-docs", Key="skyvault/quotas.md", Body=b"# Quotas\n")
+        changed, cursor = tick(sensor, instance, cursor, document_sources=sources)
+        assert len(changed) == 1
+        summary = changed[0].tags["genai_assets/changes"]
+        assert summary == "1 added (quotas.md), 1 changed (keystone.md)"
+    finally:
+        server.stop()
+
+
+@dg.asset(group_name="fine_tuning")
+def training_dataset_test_double() -> dict:
+    """Test double standing in for the fine-tuning group (built on another branch)."""
+    return {}
+
+
+def test_training_data_sensor(tmp_path, monkeypatch, instance):
+    monkeypatch.setenv("GENAI_ASSETS_TRAINING_DATA_DIR", str(tmp_path / "training"))
+    sensor = build_training_data_sensor(minimum_interval_seconds=30)
+    with_group = dg.Definitions(
+        assets=[training_dataset_test_double],
+        jobs=[domain_job("fine_tuning_job")],
+        sensors=[sensor],
+    ).get_repository_def()
+    without_group = dg.Definitions(
+        jobs=[domain_job("fine_tuning_job")], sensors=[sensor]
+    ).get_repository_def()
+
+    requests, cursor = tick(sensor, instance, None, with_group)
+    assert requests == [] and cursor is None  # the folder does not exist yet
+
+    write(tmp_path / "training" / "pairs.jsonl", '{"prompt": "p", "completion": "c"}\n')
+    write(tmp_path / "training" / "notes.txt", "not training data")
+    # While the fine-tuning group has no assets the sensor waits and keeps its cursor.
+    assert tick(sensor, instance, None, without_group) == ([], None)
+
+    requests, cursor = tick(sensor, instance, None, with_group)
+    assert len(requests) == 1 and requests[0].tags["genai_assets/files_changed"] == "1"
+    assert tick(sensor, instance, cursor, with_group)[0] == []
+    write(tmp_path / "training" / "more" / "extra.csv", "prompt,completion\np,c\n")
+    requests, cursor = tick(sensor, instance, cursor, with_group)
+    assert len(requests) == 1 and "extra.csv" in requests[0].tags["genai_assets/changes"]
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_schedules_read_cron_and_timezone_at_load(monkeypatch, instance, code_location):
+    monkeypatch.setenv("GENAI_ASSETS_RAG_REFRESH_CRON", "15 1 * * *")
+    monkeypatch.setenv("GENAI_ASSETS_SCHEDULE_TIMEZONE", "America/New_York")
+    monkeypatch.delenv("GENAI_ASSETS_RAG_REFRESH_TIMEZONE", raising=False)
+    by_name = {schedule.name: schedule for schedule in build_schedules()}
+    rag = by_name["nightly_rag_refresh"]
+    assert rag.cron_schedule == "15 1 * * *"
+    assert rag.execution_timezone == "America/New_York"
+    assert rag.job_name == "rag_refresh_job"
+    assert rag.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert by_name["weekly_fine_tuning"].cron_schedule == "0 3 * * 0"
+
+    repo = code_location.get_repository_def()
+    context = dg.build_schedule_context(instance=instance, repository_def=repo)
+    request = rag.evaluate_tick(context).run_requests
+    assert len(request) == 1 and request[0].tags["genai_assets/trigger"] == "nightly_rag_refresh"
+
+
+def test_schedule_skips_a_group_without_assets(instance):
+    schedule = {s.name: s for s in build_schedules()}["weekly_fine_tuning"]
+    repo = dg.Definitions(
+        jobs=[domain_job("fine_tuning_job")], schedules=[schedule]
+    ).get_repository_def()
+    context = dg.build_schedule_context(instance=instance, repository_def=repo)
+    result = schedule.evaluate_tick(context)
+    assert not result.run_requests
+    assert "fine_tuning" in result.skip_message
+
+
+def test_code_location_wiring(code_location):
+    repo = code_location.get_repository_def()
+    assert {"rag_refresh_job", "fine_tuning_job", "batch_inference_job"} <= set(repo.job_names)
+    ours = {
+        "document_sources_sensor",
+        "training_data_sensor",
+        "run_failure_alert_sensor",
+        "freshness_alert_sensor",
+        "freshness_remediation_sensor",
+    }
+    assert ours <= {sensor.name for sensor in repo.sensor_defs}
+    for name in ours:
+        assert repo.get_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name
+    for schedule in repo.schedule_defs:
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
+    rag_job = repo.get_job("rag_refresh_job")
+    assert {"raw_documents", "document_embeddings"} <= {
+        key.to_user_string() for key in rag_job.asset_layer.executable_asset_keys
+    }
+    assert os.environ.get("GENAI_ASSETS_ALERT_WEBHOOK_URL") is None
+
+
+def test_domain_jobs_defined_by_a_domain_are_kept():
+    own = dg.define_asset_job("fine_tuning_job", selection=dg.AssetSelection.groups("fine_tuning"))
+    defs = add_missing_domain_jobs(dg.Definitions(jobs=[own]))
+    jobs = {job.name: job for job in defs.jobs}
+    assert jobs["fine_tuning_job"] is own
+    assert set(jobs) == {"fine_tuning_job", "rag_refresh_job", "batch_inference_job"}
+    defs.get_repository_def()  # no duplicate definitions

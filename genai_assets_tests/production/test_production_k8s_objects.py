@@ -1,0 +1,181 @@
+"""The Kubernetes objects this deployment produces validate against Kubernetes' schemas.
+
+Built offline with dagster-k8s's own constructor (construct_dagster_k8s_job):
+the Job of a GPU step from its op tags, and a run's Job from the Helm values'
+K8sRunLauncher settings. Validated with genai_assets_tests.k8s_validation.
+"""
+
+import json
+from typing import Any
+
+import dagster as dg
+import kubernetes
+import pytest
+import yaml
+from dagster_k8s.job import (
+    DagsterK8sJobConfig,
+    UserDefinedDagsterK8sConfig,
+    construct_dagster_k8s_job,
+    get_user_defined_k8s_config,
+)
+
+from genai_assets import deployment, settings
+from genai_assets_tests.k8s_validation import (
+    from_dagster_k8s_dict,
+    validate_k8s_fragment,
+    validate_k8s_object,
+)
+
+VALUES = yaml.safe_load((settings.PROJECT_ROOT / "helm" / "values.yaml").read_text())
+(USER_DEPLOYMENT,) = VALUES["dagster-user-deployments"]["deployments"]
+SECRETS = [ref["name"] for ref in USER_DEPLOYMENT["envSecrets"]]
+IMAGE = f"{USER_DEPLOYMENT['image']['repository']}:{USER_DEPLOYMENT['image']['tag']}"
+
+
+def _job_config(image: str) -> DagsterK8sJobConfig:
+    launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
+    return DagsterK8sJobConfig(
+        job_image=image,
+        dagster_home="/opt/dagster/dagster_home",
+        image_pull_policy=launcher["imagePullPolicy"],
+        service_account_name="dagster",
+        instance_config_map="dagster-instance",
+        postgres_password_secret=VALUES["global"]["postgresqlSecretName"],
+        env_config_maps=launcher["envConfigMaps"],
+        env_secrets=[*launcher["envSecrets"], *SECRETS],
+        env_vars=launcher["envVars"],
+        volume_mounts=launcher["volumeMounts"],
+        volumes=launcher["volumes"],
+    )
+
+
+def _gpu_op_tags(gpus: int = 1) -> dict[str, Any]:
+    return {
+        "dagster-k8s/config": {
+            "container_config": {
+                "resources": {
+                    "requests": {"cpu": "4", "memory": "24Gi", "nvidia.com/gpu": str(gpus)},
+                    "limits": {"memory": "32Gi", "nvidia.com/gpu": str(gpus)},
+                }
+            },
+            "pod_spec_config": {
+                "node_selector": deployment.gpu_node_selector(),
+                "tolerations": deployment.gpu_tolerations(),
+            },
+        }
+    }
+
+
+def _step_job(op_tags: dict[str, Any], image: str) -> Any:
+    @dg.asset(op_tags=op_tags, pool="gpu_training", group_name="fine_tuning_sample")
+    def sample_fine_tune() -> dict:
+        return {}
+
+    # What the k8s executor reads: the op's tags (dict values arrive as JSON strings).
+    user_defined = get_user_defined_k8s_config(sample_fine_tune.op.tags)
+    return construct_dagster_k8s_job(
+        job_config=_job_config(image),
+        args=["dagster", "api", "execute_step", '{"run_id": "sample"}'],
+        job_name="dagster-step-3f2a9c",
+        pod_name="dagster-step-3f2a9c",
+        component="step_worker",
+        user_defined_k8s_config=user_defined,
+        labels={"dagster/job": "__ASSET_JOB", "dagster/op": "sample_fine_tune"},
+        env_vars=[{"name": "DAGSTER_RUN_JOB_NAME", "value": "__ASSET_JOB"}],
+    )
+
+
+@pytest.fixture
+def helm_gpu_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for item in USER_DEPLOYMENT["env"]:
+        if item["name"].startswith("GENAI_ASSETS_GPU_"):
+            monkeypatch.setenv(item["name"], item["value"])
+
+
+def test_gpu_step_job_from_op_tags_validates(helm_gpu_env) -> None:
+    job = validate_k8s_object(_step_job(_gpu_op_tags(gpus=2), deployment.gpu_image()))
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"].endswith("-cuda")
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert container["resources"]["requests"]["nvidia.com/gpu"] == "2"
+    assert pod["nodeSelector"] == json.loads(
+        next(
+            i["value"]
+            for i in USER_DEPLOYMENT["env"]
+            if i["name"] == deployment.GPU_NODE_SELECTOR_VARIABLE
+        )
+    )
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+    # Secrets arrive by reference, never as values.
+    assert {ref["secretRef"]["name"] for ref in container["envFrom"] if "secretRef" in ref} == set(
+        SECRETS
+    )
+    assert all("valueFrom" in env or "value" in env for env in container.get("env", []))
+
+
+def test_run_job_from_helm_run_launcher_settings_validates() -> None:
+    run_k8s = VALUES["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
+    user_defined = UserDefinedDagsterK8sConfig(
+        container_config=run_k8s["containerConfig"], job_spec_config=run_k8s["jobSpecConfig"]
+    )
+    job = construct_dagster_k8s_job(
+        job_config=_job_config(IMAGE),
+        args=["dagster", "api", "execute_run", '{"run_id": "sample"}'],
+        job_name="dagster-run-5b7e1d",
+        component="run_worker",
+        user_defined_k8s_config=user_defined,
+    )
+    data = validate_k8s_object(job)
+    assert data["spec"]["ttlSecondsAfterFinished"] == 86400
+    validate_k8s_fragment(job.spec.template.spec, "io.k8s.api.core.v1.PodSpec")
+
+
+def test_validation_catches_a_broken_object(helm_gpu_env) -> None:
+    job = _step_job(_gpu_op_tags(), IMAGE)
+    job.spec.template.spec.node_selector = {"nvidia.com/gpu.present": True}  # must be a string
+    with pytest.raises(AssertionError, match=r"nodeSelector"):
+        validate_k8s_object(job)
+    with pytest.raises(AssertionError, match=r"'operater' was unexpected"):
+        validate_k8s_fragment(
+            {"key": "nvidia.com/gpu", "operater": "Exists"}, "io.k8s.api.core.v1.Toleration"
+        )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (deployment.GPU_NODE_SELECTOR_VARIABLE, "{not json", "is not valid JSON"),
+        (deployment.GPU_NODE_SELECTOR_VARIABLE, '["a"]', "must be a JSON dict"),
+        (deployment.GPU_TOLERATIONS_VARIABLE, '{"key": "x"}', "must be a JSON list"),
+    ],
+)
+def test_bad_gpu_settings_are_clear_errors(
+    monkeypatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=f"{variable}.*{message}|{variable} {message}"):
+        deployment.gpu_node_selector() if "SELECTOR" in variable else deployment.gpu_tolerations()
+
+
+def test_snake_case_pod_specs_are_validated_in_kubernetes_form(helm_gpu_env) -> None:
+    # The form a Pipes base_pod_spec or op tag pod_spec_config is written in.
+    base_pod_spec = {
+        "node_selector": deployment.gpu_node_selector(),
+        "tolerations": deployment.gpu_tolerations(),
+        "containers": [
+            {
+                "name": "train",
+                "image": deployment.gpu_image(),
+                "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                "env_from": [{"secret_ref": {"name": "genai-assets-s3"}}],
+            }
+        ],
+        "restart_policy": "Never",
+    }
+    pod_spec = from_dagster_k8s_dict(kubernetes.client.V1PodSpec, base_pod_spec)
+    validate_k8s_fragment(pod_spec, "io.k8s.api.core.v1.PodSpec")
+    assert pod_spec["containers"][0]["envFrom"] == [{"secretRef": {"name": "genai-assets-s3"}}]
+    assert pod_spec["nodeSelector"] == deployment.gpu_node_selector()

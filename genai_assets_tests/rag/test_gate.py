@@ -1,0 +1,76 @@
+"""The quality gate decision as a pure function."""
+
+import pytest
+
+from genai_assets.rag.gate import GateThresholds, decide
+
+THRESHOLDS = GateThresholds(
+    minimums={"recall_at_k": 0.75, "mrr": 0.5},
+    compared=("recall_at_k", "mrr"),
+    max_regression=0.125,
+)
+
+
+def test_passes_when_minimums_and_margin_hold():
+    decision = decide(
+        {"recall_at_k": 0.75, "mrr": 0.5}, {"recall_at_k": 0.875, "mrr": 0.5}, THRESHOLDS
+    )
+    assert decision.passed
+    assert decision.failures == []
+    assert [c["ok"] for c in decision.comparisons] == [True, True, True, True]
+    assert decision.summary() == "passed all 4 rules"
+
+
+def test_minimum_failure_names_metric_and_shortfall():
+    decision = decide({"recall_at_k": 0.5, "mrr": 0.75}, None, THRESHOLDS)
+    assert not decision.passed
+    [failure] = decision.failures
+    assert (failure.metric, failure.rule, failure.value, failure.required, failure.shortfall) == (
+        "recall_at_k",
+        "minimum",
+        0.5,
+        0.75,
+        0.25,
+    )
+    assert decision.summary() == ("failed: recall_at_k = 0.500 is below the minimum 0.750 by 0.250")
+    assert "| recall_at_k | minimum | 0.500 | 0.750 | **no** |" in decision.table()
+
+
+def test_regression_against_serving_fails_by_the_excess():
+    decision = decide(
+        {"recall_at_k": 0.75, "mrr": 0.5}, {"recall_at_k": 1.0, "mrr": 0.5}, THRESHOLDS
+    )
+    assert not decision.passed
+    [failure] = decision.failures
+    assert failure.rule == "regression"
+    assert failure.required == 0.875
+    assert failure.shortfall == 0.125
+    assert "worse than the serving index allows (at least 0.875) by 0.125" in decision.summary()
+
+
+def test_a_metric_with_a_minimum_that_was_not_run_fails():
+    thresholds = GateThresholds(minimums={"faithfulness": 0.8}, compared=())
+    decision = decide({"faithfulness": None}, None, thresholds)
+    assert not decision.passed
+    assert decision.failures[0].rule == "not run"
+    assert "faithfulness was not computed" in decision.summary()
+    assert "| faithfulness | minimum | not run | 0.800 | **no** |" in decision.table()
+
+
+@pytest.mark.parametrize("serving", [None, {"recall_at_k": None, "mrr": None}, {}])
+def test_nothing_to_compare_with_only_applies_minimums(serving):
+    decision = decide({"recall_at_k": 0.8, "mrr": 0.6}, serving, THRESHOLDS)
+    assert decision.passed
+    assert len(decision.comparisons) == 2
+
+
+def test_several_failures_are_all_reported():
+    decision = decide(
+        {"recall_at_k": 0.25, "mrr": 0.25}, {"recall_at_k": 1.0, "mrr": 1.0}, THRESHOLDS
+    )
+    assert [(f.metric, f.rule) for f in decision.failures] == [
+        ("recall_at_k", "minimum"),
+        ("mrr", "minimum"),
+        ("recall_at_k", "regression"),
+        ("mrr", "regression"),
+    ]
