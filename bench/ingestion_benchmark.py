@@ -350,9 +350,12 @@ def run_benchmark(args: argparse.Namespace, corpus: Corpus, work_dir: Path) -> d
         full = find(results, "ours", "full")
         chosen_dtype = (full or {}).get("dtype") or chosen_dtype
     if "bare" in systems:
-        # "auto" (when our pipeline did not run first) is resolved in the worker.
+        # "auto" (when our pipeline did not run first) is resolved in the worker. Both
+        # fp32 and bf16 run, whichever was chosen: the other one is for reference.
         chosen_dtype = chosen_dtype or "auto"
-        dtypes = [chosen_dtype] + (["fp32"] if chosen_dtype != "fp32" else [])
+        dtypes = [chosen_dtype] + [d for d in ("fp32", "bf16") if d != chosen_dtype]
+        if chosen_dtype == "auto":
+            dtypes = ["auto", "fp32"]
         print(f"bare: SentenceTransformer.encode of our chunks at {', '.join(dtypes)}", flush=True)
         attempt("bare", lambda: run_bare(corpus, dtypes, args, work_dir))
     for peer in PEERS:
