@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export RAGAS_DO_NOT_TRACK := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run dev test lint bench system-deps clean
+.PHONY: install run dev test lint bench bench-deps bench-memory system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,8 +48,26 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check genai_assets genai_assets_tests bench
 	$(VENV)/bin/ruff format --check genai_assets genai_assets_tests bench
 
-bench: $(STAMP)
-	$(PY) bench/ingestion_throughput.py
+## Issue 9's ingestion benchmark (slow, not a test): our pipeline, a bare encode, LangChain
+## and LlamaIndex on python3-doc. Installs the `bench` extra and python3-doc when missing.
+## Options: make bench BENCH_ARGS="--limit 20"; peak memory: make bench-memory (10x corpus).
+BENCH_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+bench-deps: $(STAMP)
+	$(PY) -c "import langchain_qdrant, langchain_classic.indexes, llama_index.core, llama_index.vector_stores.qdrant, llama_index.embeddings.huggingface" 2>/dev/null \
+		|| { $(PY) -m pip install -q -e '.[dev,bench]' && $(PY) -m pip check; }
+	dpkg -s python3-doc >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-doc; }
+
+bench: bench-deps
+	$(PY) -m bench.ingestion_benchmark $(BENCH_ARGS)
+
+# Ten replicas of the first 30 files: 10x the chunks of the 1x run.
+BENCH_MEMORY_ARGS ?= --limit 30
+
+bench-memory: bench-deps
+	$(PY) -m bench.ingestion_benchmark --memory $(BENCH_MEMORY_ARGS)
 
 clean:
 	rm -rf $(VENV) .dagster_home .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks that print ratios against the targets in the issues (not tests)."""
