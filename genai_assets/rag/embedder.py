@@ -6,18 +6,21 @@ files, so an unchanged rerun never imports torch or loads weights. The model is
 loaded only when there is text to embed.
 """
 
+import concurrent.futures
 import copy
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DTYPES = ("auto", "fp32", "bf16", "fp16")
@@ -104,6 +107,18 @@ def max_chunk_tokens(model: str) -> int:
         else 0
     )
     return model_info(model).max_seq_length - special
+
+
+def load_in_background(load: Callable[[], T]) -> Callable[[], T]:
+    """Start ``load()`` in a thread now; the returned function waits for its result.
+
+    For a run that knows it will embed: the model loads while other work (opening
+    the index, reading its state) goes on.
+    """
+    executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model-load")
+    future = executor.submit(load)
+    executor.shutdown(wait=False)
+    return future.result
 
 
 def resolve_device(device: str) -> str:

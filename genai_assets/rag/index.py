@@ -88,13 +88,26 @@ class QdrantIndex:
                 )
         return True
 
-    def document_states(self) -> dict[str, DocumentState]:
-        """Every document's points (ids and state payload), read without vectors."""
+    def document_states(self, doc_ids: Sequence[str] | None = None) -> dict[str, DocumentState]:
+        """Documents' points (ids and state payload), read without vectors.
+
+        Every document's, or only those of ``doc_ids``.
+        """
         states: dict[str, DocumentState] = {}
+        if doc_ids is not None and not doc_ids:
+            return states
+        only = (
+            models.Filter(
+                must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))]
+            )
+            if doc_ids is not None
+            else None
+        )
         offset = None
         while True:
             points, offset = self.client.scroll(
                 self.collection,
+                scroll_filter=only,
                 limit=SCROLL_PAGE,
                 offset=offset,
                 with_payload=STATE_FIELDS,

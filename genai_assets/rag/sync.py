@@ -90,7 +90,6 @@ class SyncReport:
     documents_unchanged: int = 0
     documents_deleted: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    chunks_total: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_deduplicated: int = 0
@@ -291,17 +290,35 @@ class DocumentSync:
         self.report = report
         self._embedder: Any = None
 
-    def run(self, documents: Sequence[SourceDocument]) -> SyncReport:
-        """Sync the index to exactly ``documents``; returns what was done."""
+    def run(
+        self,
+        documents: Sequence[SourceDocument],
+        indexed: dict[str, str] | None = None,
+    ) -> SyncReport:
+        """Sync the index to exactly ``documents``; returns what was done.
+
+        ``indexed`` (document id -> content hash) is what the index is known to hold
+        exactly, from the last clean sync's summary: then only the points of
+        documents that differ from it are read, not the whole collection.
+        """
         result = SyncReport()
-        states = self.index.document_states() if self.index.exists() else {}
         current = {doc.doc_id: doc for doc in documents}
+        if not self.index.exists():
+            indexed, states = {}, {}
+        elif indexed is None:
+            states = self.index.document_states()
+        else:
+            differing = [d.doc_id for d in documents if indexed.get(d.doc_id) != d.content_hash]
+            states = self.index.document_states(
+                differing + [doc_id for doc_id in indexed if doc_id not in current]
+            )
         pending = []
         for doc in documents:
             state = states.get(doc.doc_id)
-            if state is not None and state.is_complete(doc.content_hash, self.fingerprint):
+            if (indexed and indexed.get(doc.doc_id) == doc.content_hash) or (
+                state is not None and state.is_complete(doc.content_hash, self.fingerprint)
+            ):
                 result.documents_unchanged += 1
-                result.chunks_total += len(state.points)
             else:
                 pending.append((doc, state))
         gone = [doc_id for doc_id in states if doc_id not in current]
@@ -413,7 +430,6 @@ class DocumentSync:
                         result.documents_new += 1
                     else:
                         result.documents_changed += 1
-                    result.chunks_total += len(work.chunks)
                 unique_texts = list(dict.fromkeys(text for _, text, _ in batch.to_embed))
                 result.chunks_reused += sum(len(w.ids) for w in batch.work) - len(batch.to_embed)
                 result.chunks_deduplicated += len(batch.to_embed) - len(unique_texts)
@@ -474,13 +490,22 @@ class SyncSummary:
         )
         os.replace(tmp, self.path)
 
-    def unchanged_points(self, fingerprint: str, documents: Sequence[SourceDocument]) -> int | None:
-        """The point count if the index already holds exactly ``documents``, else None."""
+    def _read(self, fingerprint: str) -> dict[str, Any] | None:
         try:
             summary = json.loads(self.path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
+        return summary if summary.get("settings") == fingerprint else None
+
+    def indexed_documents(self, fingerprint: str) -> dict[str, str] | None:
+        """Document id -> content hash of what the index holds, if a clean sync recorded it."""
+        summary = self._read(fingerprint)
+        return summary["documents"] if summary else None
+
+    def unchanged_points(self, fingerprint: str, documents: Sequence[SourceDocument]) -> int | None:
+        """The point count if the index already holds exactly ``documents``, else None."""
+        summary = self._read(fingerprint)
         current = {doc.doc_id: doc.content_hash for doc in documents}
-        if summary.get("settings") != fingerprint or summary.get("documents") != current:
+        if summary is None or summary.get("documents") != current:
             return None
         return int(summary["points"])

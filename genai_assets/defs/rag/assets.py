@@ -6,7 +6,7 @@ from pydantic import Field
 from genai_assets.defs.automation.policies import external_call
 from genai_assets.rag.chunking import Chunker
 from genai_assets.rag.documents import LOADER_VERSION, SkippedInput, SourceNotFoundError
-from genai_assets.rag.embedder import load_tokenizer
+from genai_assets.rag.embedder import load_in_background, load_tokenizer
 from genai_assets.rag.index import QdrantIndex
 from genai_assets.rag.sync import (
     CHUNKER_VERSION,
@@ -172,11 +172,17 @@ def document_embeddings(
     known_points = summary.unchanged_points(ingest.fingerprint(), docs) if summary else None
     if known_points is not None:
         # The last clean sync left exactly these documents: nothing to open or embed.
-        report = SyncReport(documents_unchanged=len(docs), chunks_total=known_points)
+        report = SyncReport(documents_unchanged=len(docs))
         points = known_points
     else:
+        load_embedder = embedder.load
+        indexed = None
         if summary:
+            indexed = summary.indexed_documents(ingest.fingerprint())
             summary.invalidate()
+            # The documents differ from the last clean sync, so there is text to embed:
+            # the model loads while the index opens and its state is read.
+            load_embedder = load_in_background(embedder.load)
         with qdrant.open() as client:
             index = QdrantIndex(client, collection)
             sync = DocumentSync(
@@ -185,12 +191,12 @@ def document_embeddings(
                 chunker_factory=lambda: Chunker(
                     load_tokenizer(embedder.model), chunk_tokens, config.overlap_tokens
                 ),
-                embedder_factory=embedder.load,
+                embedder_factory=load_embedder,
                 read_text=read_text,
                 batch_chunks=config.batch_chunks,
                 report=context.log.info,
             )
-            report = sync.run(docs)
+            report = sync.run(docs, indexed)
             points = index.count() if index.exists() else 0
         summary_path = qdrant.sync_summary_path(collection)
         if summary_path and not report.skipped:
