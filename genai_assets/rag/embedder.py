@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-# bf16 is kept only if it is clearly faster and gives the same embeddings.
+# bf16 is kept only if it is clearly faster and gives the same embeddings: the mean
+# cosine between its vectors and fp32's over the probe batch.
 BF16_MIN_SPEEDUP = 1.15
 BF16_MIN_COSINE = 0.999
 
@@ -116,7 +117,27 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-_DTYPE_CHOICES: dict[tuple[str, str], tuple[str, str]] = {}
+_DTYPE_CHOICES: dict[str, tuple[str, str]] = {}
+TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+PROBE_TEXTS = 8
+
+
+def _machine_key(model: str, device: str) -> str:
+    """What a dtype decision depends on: model, device, torch build and processor."""
+    import platform
+
+    import torch
+
+    return "|".join(
+        [
+            model,
+            device,
+            torch.__version__,
+            platform.machine(),
+            platform.processor(),
+            str(torch.get_num_threads()),
+        ]
+    )
 
 
 class Embedder:
@@ -125,77 +146,122 @@ class Embedder:
     Args:
         model: the packaged model's name, a local folder, or a hub name.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
-        dtype: ``auto``, ``fp32``, ``bf16`` or ``fp16``. ``auto`` decides once per
-            process: on a GPU bf16 (fp16 where bf16 is unsupported); on a CPU bf16
-            only if a probe shows it faster with the same embeddings, else fp32.
+        dtype: ``auto``, ``fp32``, ``bf16`` or ``fp16``. ``auto``: on a GPU bf16
+            (fp16 where bf16 is unsupported); on a CPU bf16 only if a probe on the
+            first texts to embed shows it faster with the same embeddings (mean
+            cosine >= 0.999 over the probe batch), else fp32. Decided once per
+            process, and remembered in ``dtype_cache`` (per model, device, torch
+            build and processor) so later processes on the same machine skip the
+            probe.
         batch_size: texts per forward pass.
+        dtype_cache: a JSON file of earlier decisions, or None.
     """
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 64):
+    def __init__(
+        self,
+        model: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 64,
+        dtype_cache: Path | None = None,
+    ):
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-        import torch
         from sentence_transformers import SentenceTransformer
 
-        self.info = model_info(model) if Path(resolve_model_path(model)).is_dir() else None
         self.device = resolve_device(device)
         self.batch_size = batch_size
+        self.dtype_cache = dtype_cache
         started = time.perf_counter()
         self.model = SentenceTransformer(resolve_model_path(model), device=self.device)
-        self.dimension = (
-            self.model.get_embedding_dimension()
-            if hasattr(self.model, "get_embedding_dimension")
-            else self.model.get_sentence_embedding_dimension()
-        )
+        self.dimension = self.model.get_embedding_dimension()
         self.load_seconds = time.perf_counter() - started
-        self.dtype, self.dtype_reason = self._choose_dtype(model, dtype)
-        torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-        self.model.to(torch_dtype[self.dtype])
+        self._key = _machine_key(model, self.device)
+        self.dtype: str | None = None
+        self.dtype_reason: str | None = None
+        if dtype != "auto":
+            self._use(dtype, "configured")
+        elif self._key in _DTYPE_CHOICES:
+            self._use(*_DTYPE_CHOICES[self._key])
+        elif (cached := self._cached_choice()) is not None:
+            self._use(cached[0], f"{cached[1]} (decided earlier on this machine)")
+        elif self.device == "cuda":
+            import torch
 
-    def _choose_dtype(self, model: str, requested: str) -> tuple[str, str]:
-        if requested != "auto":
-            return requested, "configured"
-        key = (model, self.device)
-        if key not in _DTYPE_CHOICES:
-            _DTYPE_CHOICES[key] = self._probe_dtype()
-        return _DTYPE_CHOICES[key]
+            bf16 = torch.cuda.is_bf16_supported()
+            self._decided(
+                *(("bf16", "GPU with native bf16") if bf16 else ("fp16", "GPU without bf16"))
+            )
+        elif self.device != "cpu":
+            self._decided("fp32", f"no probe for device {self.device}")
+        # else: a CPU probe on the first texts to embed, in encode().
 
-    def _probe_dtype(self) -> tuple[str, str]:
+    def _use(self, dtype: str, reason: str) -> None:
         import torch
 
-        if self.device == "cuda":
-            if torch.cuda.is_bf16_supported():
-                return "bf16", "GPU with native bf16"
-            return "fp16", "GPU without bf16"
-        if self.device != "cpu":
-            return "fp32", f"no probe for device {self.device}"
-        probe = [
-            "The quick brown fox jumps over the lazy dog near the riverbank at dawn. " * 12
-        ] * 16
+        self.model.to(getattr(torch, TORCH_DTYPES[dtype]))
+        self.dtype, self.dtype_reason = dtype, reason
+
+    def _decided(self, dtype: str, reason: str) -> None:
+        self._use(dtype, reason)
+        _DTYPE_CHOICES[self._key] = (dtype, reason)
+        if self.dtype_cache is not None:
+            choices = self._read_cache()
+            choices[self._key] = [dtype, reason]
+            self.dtype_cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.dtype_cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps(choices, indent=1))
+            tmp.replace(self.dtype_cache)
+
+    def _read_cache(self) -> dict[str, list[str]]:
+        if self.dtype_cache is None or not self.dtype_cache.is_file():
+            return {}
+        try:
+            return json.loads(self.dtype_cache.read_text())
+        except json.JSONDecodeError:
+            log.warning(f"ignoring unreadable dtype cache {self.dtype_cache}")
+            return {}
+
+    def _cached_choice(self) -> tuple[str, str] | None:
+        choice = self._read_cache().get(self._key)
+        return (choice[0], choice[1]) if choice else None
+
+    def _probe_cpu_dtype(self, texts: list[str]) -> None:
+        """Keep bf16 only if it is clearly faster and gives the same embeddings."""
+        import torch
+
+        probe = (texts * (PROBE_TEXTS // len(texts) + 1))[:PROBE_TEXTS]
         candidate = copy.deepcopy(self.model).to(torch.bfloat16)
 
         def timed(model: Any) -> tuple[float, np.ndarray]:
             model.encode(probe[:2], batch_size=self.batch_size)  # warm-up
             started = time.perf_counter()
-            vectors = model.encode(probe, batch_size=self.batch_size, normalize_embeddings=True)
-            return time.perf_counter() - started, np.asarray(vectors, dtype=np.float32)
+            vectors = model.encode(probe, batch_size=self.batch_size)
+            return time.perf_counter() - started, _unit_rows(vectors)
 
         fp32_time, fp32_vectors = timed(self.model)
         bf16_time, bf16_vectors = timed(candidate)
-        cosine = float(np.min(np.sum(fp32_vectors * bf16_vectors, axis=1)))
-        speedup = fp32_time / bf16_time if bf16_time else 0.0
         del candidate
+        cosines = np.sum(fp32_vectors * bf16_vectors, axis=1)
+        cosine, worst = float(np.mean(cosines)), float(np.min(cosines))
+        speedup = fp32_time / bf16_time if bf16_time else 0.0
+        measured = f"bf16 {speedup:.2f}x speed, cosine {cosine:.5f} (min {worst:.5f})"
         if speedup >= BF16_MIN_SPEEDUP and cosine >= BF16_MIN_COSINE:
-            return "bf16", f"probe: bf16 {speedup:.2f}x faster, min cosine {cosine:.4f}"
-        return "fp32", f"probe: bf16 {speedup:.2f}x speed, min cosine {cosine:.4f}; kept fp32"
+            self._decided("bf16", f"probe: {measured}")
+        else:
+            self._decided("fp32", f"probe: {measured}; kept fp32")
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Normalised float32 embeddings, one row per text."""
+        if self.dtype is None and texts:
+            self._probe_cpu_dtype(texts[:PROBE_TEXTS])
         vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
+            texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
         )
-        return np.asarray(vectors, dtype=np.float32)
+        return _unit_rows(vectors)
+
+
+def _unit_rows(vectors: Any) -> np.ndarray:
+    """Rows scaled to unit length in float32 (normalising in bf16 leaves them ~0.4% off)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -318,8 +318,6 @@ class DocumentSync:
             self._embedder = self.embedder_factory()
             self.index.ensure(self._embedder.dimension)
             result.model_loaded = True
-            result.dtype = self._embedder.dtype
-            result.dtype_reason = self._embedder.dtype_reason
             result.device = self._embedder.device
         return self._embedder
 
@@ -424,6 +422,7 @@ class DocumentSync:
                     started = time.perf_counter()
                     vectors = embedder.encode(unique_texts)
                     result.embed_seconds += time.perf_counter() - started
+                    result.dtype, result.dtype_reason = embedder.dtype, embedder.dtype_reason
                     row_of = {text: i for i, text in enumerate(unique_texts)}
                     rows = [row_of[text] for _, text, _ in batch.to_embed]
                     ids = [pid for pid, _, _ in batch.to_embed]

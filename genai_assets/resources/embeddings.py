@@ -5,6 +5,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from genai_assets import settings
 from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder, max_chunk_tokens, model_info
 
 
@@ -25,14 +26,21 @@ class SentenceTransformerResource(dg.ConfigurableResource):
     )
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto",
-        description="'auto': bf16/fp16 on a GPU; on a CPU bf16 only if a probe shows it "
-        "faster with the same embeddings (cosine >= 0.999), else fp32.",
+        description="'auto': bf16/fp16 on a GPU; on a CPU bf16 only if a probe on the first "
+        "texts shows it faster with the same embeddings (cosine >= 0.999), else fp32; "
+        "remembered per machine in $DAGSTER_HOME/storage/embedder_dtype.json.",
     )
     batch_size: int = Field(default=64, gt=0, description="Texts per forward pass.")
 
     def load(self) -> Embedder:
         """Load the model (imports torch; seconds)."""
-        return Embedder(self.model, self.device, self.dtype, self.batch_size)
+        return Embedder(
+            self.model,
+            self.device,
+            self.dtype,
+            self.batch_size,
+            dtype_cache=settings.storage_root() / "embedder_dtype.json",
+        )
 
     def max_chunk_tokens(self) -> int:
         """The most tokens a chunk can hold and still be embedded whole (no model load)."""

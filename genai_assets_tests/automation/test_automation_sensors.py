@@ -2,7 +2,6 @@
 
 import os
 
-import boto3
 import dagster as dg
 import pytest
 
@@ -85,41 +84,32 @@ def test_the_sensor_definition_is_on_and_targets_the_rag_job(code_location):
     assert sensor.minimum_interval_seconds == 60
 
 
-def test_s3_prefix_changes_trigger_runs(monkeypatch, instance):
-    from moto.server import ThreadedMotoServer
+def test_s3_prefix_changes_trigger_runs(monkeypatch, instance, s3_endpoint, s3_client):
+    # The resource builds its own client from the standard AWS variables.
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    s3_client.create_bucket(Bucket="corvid-docs")
+    s3_client.put_object(Bucket="corvid-docs", Key="skyvault/keystone.md", Body=b"# Keystone\n")
+    sources = DocumentSourcesResource(
+        sources=["s3://corvid-docs/skyvault/"], s3_endpoint_url=s3_endpoint
+    )
+    sensor = build_document_sources_sensor(minimum_interval_seconds=30)
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(name, value)
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        s3.create_bucket(Bucket="corvid-docs")
-        s3.put_object(Bucket="corvid-docs", Key="skyvault/keystone.md", Body=b"# Keystone\n")
-        sources = DocumentSourcesResource(
-            sources=["s3://corvid-docs/skyvault/"], s3_endpoint_url=endpoint
-        )
-        sensor = build_document_sources_sensor(minimum_interval_seconds=30)
-
-        requests, cursor = tick(sensor, instance, None, document_sources=sources)
-        assert len(requests) == 1
-        assert tick(sensor, instance, cursor, document_sources=sources)[0] == []
-        s3.put_object(
-            Bucket="corvid-docs", Key="skyvault/keystone.md", Body=b"# Keystone key manager\n"
-        )
-        s3.put_object(Bucket="corvid-docs", Key="skyvault/quotas.md", Body=b"# Quotas\n")
-        changed, cursor = tick(sensor, instance, cursor, document_sources=sources)
-        assert len(changed) == 1
-        summary = changed[0].tags["genai_assets/changes"]
-        assert summary == "1 added (quotas.md), 1 changed (keystone.md)"
-    finally:
-        server.stop()
+    requests, cursor = tick(sensor, instance, None, document_sources=sources)
+    assert len(requests) == 1
+    assert tick(sensor, instance, cursor, document_sources=sources)[0] == []
+    s3_client.put_object(
+        Bucket="corvid-docs", Key="skyvault/keystone.md", Body=b"# Keystone key manager\n"
+    )
+    s3_client.put_object(Bucket="corvid-docs", Key="skyvault/quotas.md", Body=b"# Quotas\n")
+    changed, cursor = tick(sensor, instance, cursor, document_sources=sources)
+    assert len(changed) == 1
+    summary = changed[0].tags["genai_assets/changes"]
+    assert summary == "1 added (quotas.md), 1 changed (keystone.md)"
 
 
 @dg.asset(group_name="fine_tuning")

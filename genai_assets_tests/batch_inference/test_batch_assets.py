@@ -210,35 +210,27 @@ def test_missing_prompts_folder_is_a_clear_error(tmp_path):
         source.list_files()
 
 
-def test_prompt_source_reads_an_s3_prefix(tmp_path):
+def test_prompt_source_reads_an_s3_prefix(tmp_path, s3_endpoint, s3_client):
     from dagster_aws.s3 import S3Resource
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        s3 = S3Resource(
-            endpoint_url=f"http://{host}:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        client = s3.get_client()
-        client.create_bucket(Bucket="prompts")
-        body = b'{"id": "x", "prompt": "x hello"}\n'
-        client.put_object(Bucket="prompts", Key="batches/night.jsonl", Body=body)
-        client.put_object(Bucket="prompts", Key="batches/readme.md", Body=b"no")
-        client.put_object(Bucket="prompts", Key="batches/old/day.jsonl", Body=body)
-        source = PromptSourceResource(location="s3://prompts/batches", s3=s3)
-        files = source.list_files()
-        assert [f.key for f in files] == ["night.jsonl"]
-        path = source.fetch("night.jsonl", tmp_path / "cache")
-        assert path.read_bytes() == body
-        with pytest.raises(ValueError, match="not an input file name"):
-            source.fetch("../etc.jsonl", tmp_path / "cache")
-    finally:
-        server.stop()
+    s3 = S3Resource(
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    s3_client.create_bucket(Bucket="prompts")
+    body = b'{"id": "x", "prompt": "x hello"}\n'
+    s3_client.put_object(Bucket="prompts", Key="batches/night.jsonl", Body=body)
+    s3_client.put_object(Bucket="prompts", Key="batches/readme.md", Body=b"no")
+    s3_client.put_object(Bucket="prompts", Key="batches/old/day.jsonl", Body=body)
+    source = PromptSourceResource(location="s3://prompts/batches", s3=s3)
+    files = source.list_files()
+    assert [f.key for f in files] == ["night.jsonl"]
+    path = source.fetch("night.jsonl", tmp_path / "cache")
+    assert path.read_bytes() == body
+    with pytest.raises(ValueError, match="not an input file name"):
+        source.fetch("../etc.jsonl", tmp_path / "cache")
 
 
 def test_definitions_wire_the_batch_domain():

@@ -2,9 +2,7 @@
 
 import json
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from transformers import AutoTokenizer
 
 from genai_assets import settings
@@ -131,30 +129,19 @@ def test_token_stats_and_dataset_folder(tmp_path, records_factory):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
-def test_local_folder_and_s3_prefix_give_the_same_records(tmp_path, records_factory, jsonl_writer):
+def test_local_folder_and_s3_prefix_give_the_same_records(
+    tmp_path, records_factory, jsonl_writer, s3_client
+):
     rows = records_factory()[:10] + ["{broken"]
     jsonl_writer(tmp_path / "data" / "part-1.jsonl", rows[:6])
     jsonl_writer(tmp_path / "data" / "part-2.jsonl", rows[6:])
     local = ds.validate(ds.iter_local_lines(tmp_path / "data"), by_words, 1000, 0.3)
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        client = boto3.client(
-            "s3",
-            endpoint_url=f"http://{host}:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        client.create_bucket(Bucket="training")
-        for path in sorted((tmp_path / "data").iterdir()):
-            client.upload_file(str(path), "training", f"weekly/{path.name}")
-        client.put_object(Bucket="training", Key="weekly/README.txt", Body=b"not data")
-        remote = ds.validate(ds.iter_s3_lines(client, "training", "weekly/"), by_words, 1000, 0.3)
-    finally:
-        server.stop()
+    s3_client.create_bucket(Bucket="training")
+    for path in sorted((tmp_path / "data").iterdir()):
+        s3_client.upload_file(str(path), "training", f"weekly/{path.name}")
+    s3_client.put_object(Bucket="training", Key="weekly/README.txt", Body=b"not data")
+    remote = ds.validate(ds.iter_s3_lines(s3_client, "training", "weekly/"), by_words, 1000, 0.3)
     assert remote.content_hash() == local.content_hash()
     [bad] = remote.quarantined
     assert (bad.source, bad.line) == ("s3://training/weekly/part-2.jsonl", 5)

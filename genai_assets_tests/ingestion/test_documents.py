@@ -161,32 +161,16 @@ def test_http_source_is_fetched_and_parsed(tmp_path):
     assert doc.text == "From a real HTTP server."
 
 
-def test_s3_prefix_source_against_a_real_local_s3_server():
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        client = boto3.client(
-            "s3",
-            endpoint_url=f"http://{host}:{port}",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            region_name="us-east-1",
-        )
-        client.create_bucket(Bucket="docs")
-        client.put_object(Bucket="docs", Key="kb/a.md", Body=b"# A\n\nAlpha.")
-        client.put_object(Bucket="docs", Key="kb/sub/b.txt", Body=b"Beta line\n\nBody.")
-        client.put_object(Bucket="docs", Key="kb/c.bin", Body=b"\x00\x01")
-        client.put_object(Bucket="docs", Key="other/d.md", Body=b"# D")
-        results = list(documents.iter_documents(["s3://docs/kb/"], s3_client=client))
-        with pytest.raises(SourceNotFoundError, match="no object"):
-            list(documents.iter_documents(["s3://docs/nothing/"], s3_client=client))
-    finally:
-        server.stop()
+def test_s3_prefix_source_against_a_real_local_s3_server(s3_client):
+    s3_client.create_bucket(Bucket="docs")
+    s3_client.put_object(Bucket="docs", Key="kb/a.md", Body=b"# A\n\nAlpha.")
+    s3_client.put_object(Bucket="docs", Key="kb/sub/b.txt", Body=b"Beta line\n\nBody.")
+    s3_client.put_object(Bucket="docs", Key="kb/c.bin", Body=b"\x00\x01")
+    s3_client.put_object(Bucket="docs", Key="other/d.md", Body=b"# D")
+    results = list(documents.iter_documents(["s3://docs/kb/"], s3_client=s3_client))
     assert [(r.uri, r.title) for r in results] == [
         ("s3://docs/kb/a.md", "A"),
         ("s3://docs/kb/sub/b.txt", "Beta line"),
     ]
+    with pytest.raises(SourceNotFoundError, match="no object"):
+        list(documents.iter_documents(["s3://docs/nothing/"], s3_client=s3_client))

@@ -1,7 +1,6 @@
 """Fixtures for the production-storage tests: a real local S3 server (moto) and the env."""
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,21 +8,10 @@ from typing import Any
 import boto3
 import dagster as dg
 import pytest
-from moto.server import ThreadedMotoServer
 
 # Not a real credential: moto accepts any key. A unique value lets the leak test
 # search logs and metadata for it without false matches.
 FAKE_ACCESS_KEY_ID = "AKIAGENAIASSETSTEST"
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3 API (moto's server) on 127.0.0.1, on a free port, for the session."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @dataclass
@@ -34,15 +22,6 @@ class S3Env:
     bucket: str
     secret_access_key: str
     client: Any  # a boto3 S3 client, for checking what was written
-
-
-@pytest.fixture
-def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh $DAGSTER_HOME, so storage_root() and caches live in the test's tmp folder."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
 
 
 @pytest.fixture
