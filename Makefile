@@ -63,8 +63,8 @@ bench-deps: $(STAMP)
 bench: bench-deps
 	$(PY) -m bench.ingestion_benchmark $(BENCH_ARGS)
 
-# Ten replicas of the first 30 files: 10x the chunks of the 1x run.
-BENCH_MEMORY_ARGS ?= --limit 30
+# Ten replicas of the first 30 files: 10x the chunks of the 1x run, both at one fixed dtype.
+BENCH_MEMORY_ARGS ?= --limit 30 --dtype bf16
 
 bench-memory: bench-deps
 	$(PY) -m bench.ingestion_benchmark --memory $(BENCH_MEMORY_ARGS)

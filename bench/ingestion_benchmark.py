@@ -379,6 +379,10 @@ def run_memory(args: argparse.Namespace, corpus: Corpus, work_dir: Path) -> dict
             "corpus_root": str(copied.root),
             "state_dir": str(system_dir / "state"),
         }
+        if results and results[0].get("dtype"):
+            # Same dtype in both runs: with "auto" each fresh instance probes again
+            # and may decide otherwise, and the two dtypes differ in memory.
+            spec["dtype"] = results[0]["dtype"]
         (system_dir / "state").mkdir(parents=True, exist_ok=True)
         print(f"ours, full ingest of {len(copied.files)} files ({label})", flush=True)
         result = run_phase("ours", "full", spec, system_dir, args.timeout)
