@@ -187,10 +187,8 @@ class Embedder:
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.dtype_cache = dtype_cache
-        started = time.perf_counter()
         self.model = SentenceTransformer(resolve_model_path(model), device=self.device)
         self.dimension = self.model.get_embedding_dimension()
-        self.load_seconds = time.perf_counter() - started
         self._key = _machine_key(model, self.device)
         self.dtype: str | None = None
         self.dtype_reason: str | None = None

@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
-from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder, max_chunk_tokens, model_info
+from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder, max_chunk_tokens
 
 
 class SentenceTransformerResource(dg.ConfigurableResource):
@@ -45,7 +45,3 @@ class SentenceTransformerResource(dg.ConfigurableResource):
     def max_chunk_tokens(self) -> int:
         """The most tokens a chunk can hold and still be embedded whole (no model load)."""
         return max_chunk_tokens(self.model)
-
-    def dimension(self) -> int | None:
-        """The embedding dimension from the model's config files (no model load)."""
-        return model_info(self.model).dimension

@@ -157,7 +157,8 @@ def document_embeddings(
     """Sync the versioned collection for the current settings with raw_documents."""
     chunk_tokens = min(config.chunk_tokens, embedder.max_chunk_tokens())
     ingest = IngestSettings(embedder.model, chunk_tokens, config.overlap_tokens)
-    collection = f"{qdrant.collection}-{ingest.fingerprint()}"
+    fingerprint = ingest.fingerprint()
+    collection = f"{qdrant.collection}-{fingerprint}"
     store = document_store.open()
     docs = [
         SourceDocument(row["doc_id"], row["uri"], row["content_hash"], row.get("title"))
@@ -169,7 +170,7 @@ def document_embeddings(
 
     summary_path = qdrant.sync_summary_path(collection)
     summary = SyncSummary(summary_path) if summary_path else None
-    known_points = summary.unchanged_points(ingest.fingerprint(), docs) if summary else None
+    known_points = summary.unchanged_points(fingerprint, docs) if summary else None
     if known_points is not None:
         # The last clean sync left exactly these documents: nothing to open or embed.
         report = SyncReport(documents_unchanged=len(docs))
@@ -178,10 +179,11 @@ def document_embeddings(
         load_embedder = embedder.load
         indexed = None
         if summary:
-            indexed = summary.indexed_documents(ingest.fingerprint())
+            indexed = summary.indexed_documents(fingerprint)
             summary.invalidate()
-            # The documents differ from the last clean sync, so there is text to embed:
-            # the model loads while the index opens and its state is read.
+        if indexed is not None and any(indexed.get(d.doc_id) != d.content_hash for d in docs):
+            # A document is new or changed since the last clean sync, so there is text to
+            # embed: the model loads while the index opens and its state is read.
             load_embedder = load_in_background(embedder.load)
         with qdrant.open() as client:
             index = QdrantIndex(client, collection)
@@ -200,14 +202,14 @@ def document_embeddings(
             points = index.count() if index.exists() else 0
         summary_path = qdrant.sync_summary_path(collection)
         if summary_path and not report.skipped:
-            SyncSummary(summary_path).save(ingest.fingerprint(), docs, points)
+            SyncSummary(summary_path).save(fingerprint, docs, points)
     for uri, reason in report.skipped:
         context.log.warning(f"skipped {uri}: {reason}")
     value = {
         "collection": collection,
         "alias": qdrant.collection,
         "location": qdrant.describe(),
-        "settings_fingerprint": ingest.fingerprint(),
+        "settings_fingerprint": fingerprint,
         "model": embedder.model,
         "chunk_tokens": chunk_tokens,
         "overlap_tokens": config.overlap_tokens,
