@@ -41,6 +41,10 @@ class DocumentState:
             and {p.get("chunk_index") for p in payloads} == set(range(len(payloads)))
         )
 
+    def ordered_ids(self) -> list[str]:
+        """The point ids in chunk order."""
+        return sorted(self.points, key=lambda pid: self.points[pid].get("chunk_index", 0))
+
 
 class QdrantIndex:
     """One Qdrant collection of document chunks.

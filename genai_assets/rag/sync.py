@@ -101,6 +101,8 @@ class SyncReport:
     dtype: str | None = None
     dtype_reason: str | None = None
     device: str | None = None
+    # Every document's point ids after the sync, in chunk order (for the next summary).
+    document_points: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def chunks_per_second(self) -> float:
@@ -123,6 +125,14 @@ class SourceDocument:
     uri: str
     content_hash: str
     title: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexedState:
+    """What a collection holds, per document, as its last clean sync recorded it."""
+
+    states: dict[str, DocumentState]
+    points: int
 
 
 @dataclass
@@ -263,8 +273,8 @@ class DocumentSync:
         settings: model and chunking settings; their fingerprint goes on every point.
         chunker_factory: builds the chunker (loads the tokenizer) when first needed.
         embedder_factory: loads the embedding model when first needed; it must have
-            ``encode(texts) -> ndarray``, ``dimension``, ``dtype``, ``dtype_reason``
-            and ``device``.
+            ``encode(texts, token_counts) -> ndarray``, ``dimension``, ``dtype``,
+            ``dtype_reason`` and ``device``.
         read_text: the normalised text of a document, by its manifest row.
         batch_chunks: chunks embedded per batch; bounds memory.
         report: where progress lines go.
@@ -277,7 +287,7 @@ class DocumentSync:
         chunker_factory: Callable[[], Chunker],
         embedder_factory: Callable[[], Any],
         read_text: Callable[[SourceDocument], str],
-        batch_chunks: int = 512,
+        batch_chunks: int = 1024,
         report: Callable[[str], None] = log.info,
     ):
         self.index = index
@@ -293,32 +303,27 @@ class DocumentSync:
     def run(
         self,
         documents: Sequence[SourceDocument],
-        indexed: dict[str, str] | None = None,
+        indexed: IndexedState | None = None,
     ) -> SyncReport:
         """Sync the index to exactly ``documents``; returns what was done.
 
-        ``indexed`` (document id -> content hash) is what the index is known to hold
-        exactly, from the last clean sync's summary: then only the points of
-        documents that differ from it are read, not the whole collection.
+        ``indexed`` is what the index held after the last clean sync, from its
+        summary: then the index's own state is not read at all.
         """
         result = SyncReport()
         current = {doc.doc_id: doc for doc in documents}
-        if not self.index.exists():
-            indexed, states = {}, {}
-        elif indexed is None:
+        if indexed is not None:
+            states = indexed.states
+        elif self.index.exists():
             states = self.index.document_states()
         else:
-            differing = [d.doc_id for d in documents if indexed.get(d.doc_id) != d.content_hash]
-            states = self.index.document_states(
-                differing + [doc_id for doc_id in indexed if doc_id not in current]
-            )
+            states = {}
         pending = []
         for doc in documents:
             state = states.get(doc.doc_id)
-            if (indexed and indexed.get(doc.doc_id) == doc.content_hash) or (
-                state is not None and state.is_complete(doc.content_hash, self.fingerprint)
-            ):
+            if state is not None and state.is_complete(doc.content_hash, self.fingerprint):
                 result.documents_unchanged += 1
+                result.document_points[doc.doc_id] = state.ordered_ids()
             else:
                 pending.append((doc, state))
         gone = [doc_id for doc_id in states if doc_id not in current]
@@ -430,13 +435,14 @@ class DocumentSync:
                         result.documents_new += 1
                     else:
                         result.documents_changed += 1
-                unique_texts = list(dict.fromkeys(text for _, text, _ in batch.to_embed))
+                token_counts = {text: p["n_tokens"] for _, text, p in batch.to_embed}
+                unique_texts = list(token_counts)
                 result.chunks_reused += sum(len(w.ids) for w in batch.work) - len(batch.to_embed)
                 result.chunks_deduplicated += len(batch.to_embed) - len(unique_texts)
                 if unique_texts:
                     embedder = self._embedder_loaded(result)
                     started = time.perf_counter()
-                    vectors = embedder.encode(unique_texts)
+                    vectors = embedder.encode(unique_texts, list(token_counts.values()))
                     result.embed_seconds += time.perf_counter() - started
                     result.dtype, result.dtype_reason = embedder.dtype, embedder.dtype_reason
                     row_of = {text: i for i, text in enumerate(unique_texts)}
@@ -452,6 +458,8 @@ class DocumentSync:
                     lambda r=relabel, d=delete: (self.index.set_payloads(r), self.index.delete(d))
                 )
                 result.chunks_deleted += len(delete)
+                for work in batch.work:
+                    result.document_points[work.doc.doc_id] = work.ids
                 progress.advance(len(batch.work) + batch.skipped, len(unique_texts))
         finally:
             progress.close()
@@ -463,10 +471,13 @@ class SyncSummary:
 
     Opening embedded Qdrant loads the whole collection into memory, which on a
     large corpus costs more than everything else an unchanged rerun does. After a
-    clean sync the summary records every document's hash and the point count; it
-    is deleted before any write, so a run that dies half way leaves none, and the
-    next run falls back to reading the index itself.
+    clean sync the summary records every document's hash and point ids, so a rerun
+    knows what the index holds without reading it back: an unchanged rerun does not
+    open it at all, and a changed one only writes. It is deleted before any write,
+    so a run that dies half way leaves none, and the next run reads the index itself.
     """
+
+    FORMAT = 2
 
     def __init__(self, path: Path):
         self.path = path
@@ -475,16 +486,24 @@ class SyncSummary:
         """Forget the summary: the index is about to change."""
         self.path.unlink(missing_ok=True)
 
-    def save(self, fingerprint: str, documents: Sequence[SourceDocument], points: int) -> None:
-        """Record a clean sync (atomic write)."""
+    def save(
+        self,
+        fingerprint: str,
+        documents: Sequence[SourceDocument],
+        document_points: dict[str, list[str]],
+    ) -> None:
+        """Record a clean sync (atomic write): each document's hash and point ids."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(
             json.dumps(
                 {
+                    "format": self.FORMAT,
                     "settings": fingerprint,
-                    "documents": {doc.doc_id: doc.content_hash for doc in documents},
-                    "points": points,
+                    "documents": {
+                        doc.doc_id: [doc.content_hash, document_points[doc.doc_id]]
+                        for doc in documents
+                    },
                 }
             )
         )
@@ -495,17 +514,39 @@ class SyncSummary:
             summary = json.loads(self.path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
-        return summary if summary.get("settings") == fingerprint else None
+        if summary.get("format") != self.FORMAT or summary.get("settings") != fingerprint:
+            return None
+        return summary["documents"]
 
-    def indexed_documents(self, fingerprint: str) -> dict[str, str] | None:
-        """Document id -> content hash of what the index holds, if a clean sync recorded it."""
-        summary = self._read(fingerprint)
-        return summary["documents"] if summary else None
+    def indexed(self, fingerprint: str) -> IndexedState | None:
+        """The index's content per document, if a clean sync with these settings recorded it."""
+        documents = self._read(fingerprint)
+        if documents is None:
+            return None
+        states = {}
+        for doc_id, (doc_hash, ids) in documents.items():
+            states[doc_id] = DocumentState(
+                {
+                    pid: {
+                        "doc_hash": doc_hash,
+                        "settings": fingerprint,
+                        "chunk_index": index,
+                        "chunk_count": len(ids),
+                    }
+                    for index, pid in enumerate(ids)
+                }
+            )
+        return IndexedState(states, sum(len(ids) for _, ids in documents.values()))
 
     def unchanged_points(self, fingerprint: str, documents: Sequence[SourceDocument]) -> int | None:
         """The point count if the index already holds exactly ``documents``, else None."""
-        summary = self._read(fingerprint)
-        current = {doc.doc_id: doc.content_hash for doc in documents}
-        if summary is None or summary.get("documents") != current:
+        recorded = self._read(fingerprint)
+        if recorded is None or len(recorded) != len(documents):
             return None
-        return int(summary["points"])
+        points = 0
+        for doc in documents:
+            entry = recorded.get(doc.doc_id)
+            if entry is None or entry[0] != doc.content_hash:
+                return None
+            points += len(entry[1])
+        return points

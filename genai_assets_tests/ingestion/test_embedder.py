@@ -50,3 +50,17 @@ def test_configured_dtype_is_used_as_is(tmp_path):
     bf16 = model.encode(TEXTS)
     assert np.min(np.sum(fp32 * bf16, axis=1)) > 0.99
     assert not (tmp_path / "c.json").exists()  # nothing was decided, nothing cached
+
+
+def test_batching_by_token_length_keeps_each_text_its_own_vector():
+    texts = [f"{'word ' * (i * 7 % 40 + 1)}{i}" for i in range(23)]  # lengths out of order
+    model = Embedder(PACKAGED_MODEL, device="cpu", dtype="fp32", batch_size=4)
+    one_by_one = np.vstack([model.encode([text]) for text in texts])
+    counted_here = model.encode(texts)
+    counts = [len(model.model.tokenizer(text)["input_ids"]) for text in texts]
+    counted_by_caller = model.encode(texts, counts)
+    assert np.allclose(counted_here, one_by_one, atol=1e-5)
+    assert np.array_equal(counted_by_caller, counted_here)
+    with pytest.raises(ValueError, match="2 token counts for 23 texts"):
+        model.encode(texts, [1, 2])
+    assert model.encode([]).shape == (0, 384)

@@ -242,3 +242,26 @@ def test_run_killed_mid_upsert_is_repaired_to_the_exact_collection(
         assert actual[pid][0] == payload
         assert actual[pid][1] == pytest.approx(vector, abs=1e-6)
     assert repaired["points"] == len(expected)
+
+
+def test_index_changed_behind_the_summary_is_read_again_and_repaired(dagster_home, tmp_path):
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus)
+    _, value = materialize(corpus)
+    expected = collection_points(dagster_home, value["collection"])
+    # Something else deletes a point of doc1 after the clean sync that wrote the summary.
+    lost = next(pid for pid, (p, _) in expected.items() if p["source"] == f"{corpus}/doc1.md")
+    client = QdrantClient(path=str(dagster_home / "storage" / "qdrant"))
+    client.delete(value["collection"], points_selector=[lost])
+    client.close()
+
+    # An edit elsewhere: the summary alone would miss doc1's lost point.
+    edited = corpus / "doc2.md"
+    edited.write_text(edited.read_text() + "\nA new closing sentence about restore points.\n")
+    metadata, _ = materialize(corpus)
+    actual = collection_points(dagster_home, value["collection"])
+    assert metadata["documents_changed"] == 2  # doc2 edited, doc1 incomplete
+    assert lost in actual
+    assert metadata["points"] == len(actual)
+    others = {pid: point for pid, point in expected.items() if point[0]["source"] != str(edited)}
+    assert others.keys() <= actual.keys()  # every other document whole again, doc1 included

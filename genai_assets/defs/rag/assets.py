@@ -6,7 +6,7 @@ from pydantic import Field
 from genai_assets.defs.automation.policies import external_call
 from genai_assets.rag.chunking import Chunker
 from genai_assets.rag.documents import LOADER_VERSION, SkippedInput, SourceNotFoundError
-from genai_assets.rag.embedder import load_in_background, load_tokenizer
+from genai_assets.rag.embedder import load_tokenizer
 from genai_assets.rag.index import QdrantIndex
 from genai_assets.rag.sync import (
     CHUNKER_VERSION,
@@ -130,7 +130,10 @@ class DocumentEmbeddingsConfig(dg.Config):
         default=32, ge=0, description="Tokens repeated where a paragraph had to be cut."
     )
     batch_chunks: int = Field(
-        default=512, gt=0, description="Chunks embedded and written per batch; bounds memory."
+        default=1024,
+        gt=0,
+        description="Chunks embedded and written per batch; bounds memory. Within a batch "
+        "chunks are grouped by token length, so a larger batch pads less.",
     )
 
 
@@ -176,33 +179,34 @@ def document_embeddings(
         report = SyncReport(documents_unchanged=len(docs))
         points = known_points
     else:
-        load_embedder = embedder.load
-        indexed = None
+        indexed = summary.indexed(fingerprint) if summary else None
         if summary:
-            indexed = summary.indexed_documents(fingerprint)
             summary.invalidate()
-        if indexed is not None and any(indexed.get(d.doc_id) != d.content_hash for d in docs):
-            # A document is new or changed since the last clean sync, so there is text to
-            # embed: the model loads while the index opens and its state is read.
-            load_embedder = load_in_background(embedder.load)
         with qdrant.open() as client:
             index = QdrantIndex(client, collection)
-            sync = DocumentSync(
+            found = index.count() if indexed is not None and index.exists() else 0
+            if indexed is not None and found != indexed.points:
+                context.log.warning(
+                    f"collection {collection} holds {found} points but its last clean sync "
+                    f"left {indexed.points}: it was changed by something else; reading its "
+                    "own state instead of the sync summary"
+                )
+                indexed = None
+            report = DocumentSync(
                 index,
                 ingest,
                 chunker_factory=lambda: Chunker(
                     load_tokenizer(embedder.model), chunk_tokens, config.overlap_tokens
                 ),
-                embedder_factory=load_embedder,
+                embedder_factory=embedder.load,
                 read_text=read_text,
                 batch_chunks=config.batch_chunks,
                 report=context.log.info,
-            )
-            report = sync.run(docs, indexed)
+            ).run(docs, indexed)
             points = index.count() if index.exists() else 0
-        summary_path = qdrant.sync_summary_path(collection)
+        summary_path = qdrant.sync_summary_path(collection)  # the first run creates the folder
         if summary_path and not report.skipped:
-            SyncSummary(summary_path).save(fingerprint, docs, points)
+            SyncSummary(summary_path).save(fingerprint, docs, report.document_points)
     for uri, reason in report.skipped:
         context.log.warning(f"skipped {uri}: {reason}")
     value = {
