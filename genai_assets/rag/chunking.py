@@ -13,10 +13,13 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 
 class Encoding(Protocol):
     """The part of a ``tokenizers.Encoding`` the chunker uses."""
 
+    ids: list[int]
     offsets: list[tuple[int, int]]
 
 
@@ -32,13 +35,19 @@ class Tokenizer(Protocol):
 
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of a document: its text, where it sits, and its length in model tokens."""
+    """A piece of a document: its text, where it sits, and its model tokens.
+
+    ``token_ids`` are the chunk text's own token ids (no special tokens): the
+    chunker has them from checking the limit, so the model need not tokenise
+    the text again.
+    """
 
     index: int
     text: str
     n_tokens: int
     start_char: int
     end_char: int
+    token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,22 +81,21 @@ def _break_scores(text: str) -> dict[int, int]:
     return scores
 
 
-def _covered(offsets: list[tuple[int, int]], spans: list[tuple[int, int, int]]) -> int:
+def _covered(offsets: list[tuple[int, int]], spans: list[tuple[int, int, object]]) -> int:
     """How many tokens lie wholly inside some chunk's character span."""
-    covered = 0
-    span_index = 0
-    for start, end in offsets:
-        while span_index < len(spans) and spans[span_index][1] < end:
-            span_index += 1
-        if span_index == len(spans):
-            break
-        # Spans overlap only with their neighbour, so the first span ending at or after
-        # this token, or the one before it, is the one that can contain it.
-        for candidate in spans[max(0, span_index - 1) : span_index + 1]:
-            if candidate[0] <= start and end <= candidate[1]:
-                covered += 1
-                break
-    return covered
+    if not offsets or not spans:
+        return 0
+    token_starts, token_ends = np.asarray(offsets, dtype=np.int64).T
+    span_starts, span_ends = np.asarray([(start, end) for start, end, _ in spans]).T
+    # Spans are in order and overlap only with their neighbour, so a token can lie only
+    # in the first span that ends at or after it, or in the one before that.
+    first = np.searchsorted(span_ends, token_ends)
+    inside = np.zeros(len(token_starts), dtype=bool)
+    for candidate in (first, first - 1):
+        valid = (candidate >= 0) & (candidate < len(span_ends))
+        index = np.clip(candidate, 0, len(span_ends) - 1)
+        inside |= valid & (span_starts[index] <= token_starts) & (token_ends <= span_ends[index])
+    return int(inside.sum())
 
 
 class Chunker:
@@ -121,12 +129,19 @@ class Chunker:
     def chunk_document(self, text: str) -> ChunkedDocument:
         """The chunks of ``text`` and the share of its tokens they cover."""
         offsets = self.tokenizer.encode(text, add_special_tokens=False).offsets
-        spans = self._verified(text, self._spans(text, offsets))
+        verified = self._verified(text, self._spans(text, offsets))
         chunks = [
-            Chunk(index=i, text=text[start:end], n_tokens=n, start_char=start, end_char=end)
-            for i, (start, end, n) in enumerate(spans)
+            Chunk(
+                index=i,
+                text=text[start:end],
+                n_tokens=len(ids),
+                start_char=start,
+                end_char=end,
+                token_ids=ids,
+            )
+            for i, (start, end, ids) in enumerate(verified)
         ]
-        return ChunkedDocument(chunks, len(offsets), _covered(offsets, spans))
+        return ChunkedDocument(chunks, len(offsets), _covered(offsets, verified))
 
     def _spans(self, text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Character spans of the chunks, chosen in token space."""
@@ -167,8 +182,10 @@ class Chunker:
             a = next_start
         return spans
 
-    def _verified(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
-        """Spans with their token counts, re-split where re-tokenising a slice grew it.
+    def _verified(
+        self, text: str, spans: list[tuple[int, int]]
+    ) -> list[tuple[int, int, tuple[int, ...]]]:
+        """Spans with their own token ids, re-split where re-tokenising a slice grew it.
 
         A slice can tokenise differently from the same tokens inside the whole text
         (a word cut at the edge); checking every chunk makes the limit a guarantee.
@@ -180,9 +197,8 @@ class Chunker:
         )
         verified = []
         for (start, end), encoding in zip(spans, encodings, strict=True):
-            n_tokens = len(encoding.offsets)
-            if n_tokens <= self.chunk_tokens:
-                verified.append((start, end, n_tokens))
+            if len(encoding.ids) <= self.chunk_tokens:
+                verified.append((start, end, tuple(encoding.ids)))
                 continue
             # Rare: cut the slice at its own token boundaries, without overlap.
             inner = Chunker(self.tokenizer, self.chunk_tokens)._spans(

@@ -6,21 +6,19 @@ files, so an unchanged rerun never imports torch or loads weights. The model is
 loaded only when there is text to embed.
 """
 
-import concurrent.futures
 import copy
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DTYPES = ("auto", "fp32", "bf16", "fp16")
@@ -109,18 +107,6 @@ def max_chunk_tokens(model: str) -> int:
     return model_info(model).max_seq_length - special
 
 
-def load_in_background(load: Callable[[], T]) -> Callable[[], T]:
-    """Start ``load()`` in a thread now; the returned function waits for its result.
-
-    For a run that knows it will embed: the model loads while other work (opening
-    the index, reading its state) goes on.
-    """
-    executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model-load")
-    future = executor.submit(load)
-    executor.shutdown(wait=False)
-    return future.result
-
-
 def resolve_device(device: str) -> str:
     """``auto`` becomes ``cuda`` when a GPU is visible, else ``cpu``."""
     if device not in DEVICES:
@@ -135,6 +121,11 @@ def resolve_device(device: str) -> str:
 _DTYPE_CHOICES: dict[str, tuple[str, str]] = {}
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 PROBE_TEXTS = 8
+# Every new input shape makes oneDNN build and cache kernels (up to 1,024 of them), so
+# batches padded to their exact longest text cost about 250 MB more memory on a CPU
+# than batches padded to a multiple of 16 tokens, which leaves at most 16 widths at
+# the model's 256-token limit; the speed is the same (measured on reST, bf16).
+PAD_TO_MULTIPLE = 16
 
 
 def _machine_key(model: str, device: str) -> str:
@@ -187,8 +178,11 @@ class Embedder:
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.dtype_cache = dtype_cache
-        self.model = SentenceTransformer(resolve_model_path(model), device=self.device)
+        self.name = model
+        self.model = SentenceTransformer(resolve_model_path(model), device=self.device).eval()
         self.dimension = self.model.get_embedding_dimension()
+        self._inputs: TokenInputs | None = None
+        self._inputs_checked = False
         self._key = _machine_key(model, self.device)
         self.dtype: str | None = None
         self.dtype_reason: str | None = None
@@ -264,34 +258,158 @@ class Embedder:
         else:
             self._decided("fp32", f"probe: {measured}; kept fp32")
 
-    def encode(self, texts: list[str], token_counts: Sequence[int] | None = None) -> np.ndarray:
+    def encode(
+        self, texts: list[str], token_ids: Sequence[Sequence[int]] | None = None
+    ) -> np.ndarray:
         """Normalised float32 embeddings, one row per text.
 
-        Texts are batched by their length in model tokens (``token_counts`` when the
-        caller knows them, else counted here), longest first. A batch is padded to its
-        longest text, and sentence-transformers' own ordering by characters groups
-        texts of quite different token lengths: on reST documentation, batching by
-        tokens pads about 17% less, which is that much less computation.
+        ``token_ids``, when the caller has them (the chunker does), are each text's own
+        token ids without special tokens. The model then runs on them directly instead
+        of tokenising every text again, once a check on the first texts has shown that
+        they give exactly the inputs the model's own preprocessing gives; otherwise the
+        texts are tokenised as usual.
+
+        Texts are batched by their length in tokens, longest first. A batch is padded
+        to its longest text, and sentence-transformers' own ordering by characters
+        groups texts of quite different token lengths: on reST documentation, batching
+        by tokens pads about 17% less, which is that much less computation.
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if token_ids is not None and len(token_ids) != len(texts):
+            raise ValueError(f"{len(token_ids)} token id lists for {len(texts)} texts")
         if self.dtype is None:
             self._probe_cpu_dtype(texts[:PROBE_TEXTS])
-        if token_counts is None:
-            token_counts = [len(ids) for ids in self.model.tokenizer(texts)["input_ids"]]
-        elif len(token_counts) != len(texts):
-            raise ValueError(f"{len(token_counts)} token counts for {len(texts)} texts")
-        order = np.argsort(-np.asarray(token_counts), kind="stable")
+        if token_ids is None:
+            lengths = [len(ids) for ids in self.model.tokenizer(texts)["input_ids"]]
+        else:
+            lengths = [len(ids) for ids in token_ids]
+        inputs = self._token_inputs(texts, token_ids) if token_ids is not None else None
+        order = np.argsort(-np.asarray(lengths), kind="stable")
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            vectors[rows] = self.model.encode(
-                [texts[i] for i in rows],
-                batch_size=len(rows),
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            if inputs is not None:
+                batch = [token_ids[i] for i in rows]
+                vectors[rows] = self._forward(inputs.features(batch, PAD_TO_MULTIPLE))
+            else:
+                vectors[rows] = self.model.encode(
+                    [texts[i] for i in rows],
+                    batch_size=len(rows),
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
         return _unit_rows(vectors)
+
+    @property
+    def uses_token_ids(self) -> bool:
+        """Whether the model runs on the callers' token ids (checked on the first ones)."""
+        return self._inputs is not None
+
+    def _token_inputs(
+        self, texts: list[str], token_ids: Sequence[Sequence[int]]
+    ) -> "TokenInputs | None":
+        """The checked builder of model inputs from token ids, or None to tokenise texts."""
+        if self._inputs_checked:
+            return self._inputs
+        # The shortest and the longest texts, so that the check covers padding too.
+        by_length = sorted(range(len(texts)), key=lambda i: len(token_ids[i]))
+        probe = sorted({*by_length[: PROBE_TEXTS // 2], *by_length[-(PROBE_TEXTS // 2) :]})
+        self._inputs = TokenInputs.matching(
+            self.model, [texts[i] for i in probe], [token_ids[i] for i in probe]
+        )
+        self._inputs_checked = True
+        if self._inputs is None:
+            log.warning(
+                f"the token ids given for {self.name!r} differ from the model's own "
+                "tokenisation of the same texts; texts are tokenised again"
+            )
+        return self._inputs
+
+    def _forward(self, features: dict[str, Any]) -> np.ndarray:
+        import torch
+        from sentence_transformers.util import batch_to_device
+
+        with torch.inference_mode():
+            output = self.model(batch_to_device(features, self.model.device))
+        return output["sentence_embedding"].float().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class TokenInputs:
+    """Builds a sentence-transformers model's input features from token ids.
+
+    Learnt from the model's own preprocessing of some texts (the special tokens
+    around the text's tokens, the padding, the other inputs) and used only if it
+    reproduces those features exactly, so the embeddings are the same as from
+    ``model.encode`` of the texts.
+    """
+
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
+    pad_id: int
+    max_length: int
+    token_types: bool
+    other: tuple[tuple[str, Any], ...]  # entries that are not tensors (e.g. the modality)
+
+    @classmethod
+    def matching(
+        cls, model: Any, texts: list[str], token_ids: list[Sequence[int]]
+    ) -> "TokenInputs | None":
+        """The builder that reproduces ``model.preprocess(texts)`` from ``token_ids``, or None."""
+        import torch
+
+        expected = model.preprocess(texts)
+        input_ids, mask = expected.get("input_ids"), expected.get("attention_mask")
+        pad_id = getattr(model.tokenizer, "pad_token_id", None)
+        if input_ids is None or mask is None or pad_id is None:
+            return None
+        first = input_ids[0][mask[0].bool()].tolist()
+        own = list(token_ids[0])
+        start = next(
+            (i for i in range(len(first) - len(own) + 1) if first[i : i + len(own)] == own), None
+        )
+        if start is None:
+            return None
+        inputs = cls(
+            prefix=tuple(first[:start]),
+            suffix=tuple(first[start + len(own) :]),
+            pad_id=pad_id,
+            max_length=model.max_seq_length,
+            token_types="token_type_ids" in expected,
+            other=tuple((k, v) for k, v in expected.items() if not isinstance(v, torch.Tensor)),
+        )
+        built = inputs.features(token_ids)
+        same = built.keys() == expected.keys() and all(
+            torch.equal(value, expected[key])
+            if isinstance(value, torch.Tensor)
+            else value == expected[key]
+            for key, value in built.items()
+        )
+        return inputs if same else None
+
+    def features(self, token_ids: Sequence[Sequence[int]], multiple: int = 1) -> dict[str, Any]:
+        """Padded input features for a batch, truncated as the model's tokenizer truncates.
+
+        ``multiple``: pad to a width that is a multiple of it (the model's own
+        preprocessing pads to the longest row, ``multiple=1``).
+        """
+        import torch
+
+        room = self.max_length - len(self.prefix) - len(self.suffix)
+        rows = [(*self.prefix, *ids[:room], *self.suffix) for ids in token_ids]
+        width = -(-max(len(row) for row in rows) // multiple) * multiple
+        input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        features: dict[str, Any] = {"input_ids": torch.from_numpy(input_ids)}
+        if self.token_types:
+            features["token_type_ids"] = torch.zeros_like(features["input_ids"])
+        features["attention_mask"] = torch.from_numpy(mask)
+        features.update(self.other)
+        return features
 
 
 def _unit_rows(vectors: Any) -> np.ndarray:

@@ -30,6 +30,7 @@ from typing import Any, Literal, TextIO
 
 from tqdm import tqdm
 
+from genai_assets.preload import Preloadable
 from genai_assets.rag.chunking import Chunk, Chunker
 from genai_assets.rag.index import DocumentState, QdrantIndex
 
@@ -127,12 +128,30 @@ class SourceDocument:
     title: str | None = None
 
 
+class IndexChangedError(RuntimeError):
+    """The index does not hold what its last clean sync's summary says."""
+
+    def __init__(self, collection: str, found: int, expected: int):
+        super().__init__(
+            f"collection {collection} holds {found} points but its last clean sync left "
+            f"{expected}: it was changed by something else"
+        )
+
+
 @dataclass(frozen=True)
 class IndexedState:
     """What a collection holds, per document, as its last clean sync recorded it."""
 
     states: dict[str, DocumentState]
     points: int
+
+    def lacks(self, documents: Sequence["SourceDocument"], settings: str) -> bool:
+        """Whether some document is new, or changed, since this state was recorded."""
+        return any(
+            (state := self.states.get(doc.doc_id)) is None
+            or not state.is_complete(doc.content_hash, settings)
+            for doc in documents
+        )
 
 
 @dataclass
@@ -146,7 +165,7 @@ class _DocumentWork:
 @dataclass
 class _Batch:
     work: list[_DocumentWork]
-    to_embed: list[tuple[str, str, dict[str, Any]]]  # (point id, text, payload)
+    to_embed: list[tuple[str, Chunk, dict[str, Any]]]  # (point id, chunk, payload)
     to_relabel: list[tuple[str, dict[str, Any]]]
     to_delete: list[str]
     skipped: int = 0  # documents that could not be read or chunked
@@ -272,9 +291,10 @@ class DocumentSync:
         index: the collection to write.
         settings: model and chunking settings; their fingerprint goes on every point.
         chunker_factory: builds the chunker (loads the tokenizer) when first needed.
-        embedder_factory: loads the embedding model when first needed; it must have
-            ``encode(texts, token_counts) -> ndarray``, ``dimension``, ``dtype``,
-            ``dtype_reason`` and ``device``.
+        embedder_factory: loads the embedding model (a ``Preloadable`` the caller may
+            have started already); the load starts in a thread as soon as a document
+            is known to need embedding. The model must have ``encode(texts, token_ids)
+            -> ndarray``, ``dimension``, ``dtype``, ``dtype_reason`` and ``device``.
         read_text: the normalised text of a document, by its manifest row.
         batch_chunks: chunks embedded per batch; bounds memory.
         report: where progress lines go.
@@ -294,11 +314,16 @@ class DocumentSync:
         self.settings = settings
         self.fingerprint = settings.fingerprint()
         self.chunker_factory = chunker_factory
-        self.embedder_factory = embedder_factory
+        self.model = (
+            embedder_factory
+            if isinstance(embedder_factory, Preloadable)
+            else Preloadable(embedder_factory)
+        )
         self.read_text = read_text
         self.batch_chunks = batch_chunks
         self.report = report
         self._embedder: Any = None
+        self._unchecked: IndexedState | None = None
 
     def run(
         self,
@@ -308,10 +333,17 @@ class DocumentSync:
         """Sync the index to exactly ``documents``; returns what was done.
 
         ``indexed`` is what the index held after the last clean sync, from its
-        summary: then the index's own state is not read at all.
+        summary: then the index's own state is not read, and the index is needed only
+        for writing (it may still be opening while documents are chunked and embedded).
+        Before the first write the index's point count is checked against it.
+
+        Raises:
+            IndexChangedError: the index does not hold what ``indexed`` says; nothing
+                was written. Run again without ``indexed``.
         """
         result = SyncReport()
         current = {doc.doc_id: doc for doc in documents}
+        self._unchecked = indexed
         if indexed is not None:
             states = indexed.states
         elif self.index.exists():
@@ -329,18 +361,29 @@ class DocumentSync:
         gone = [doc_id for doc_id in states if doc_id not in current]
         result.documents_deleted = len(gone)
         if pending:
+            self.model.start()  # loads while the first batch is read and chunked
             self._process(pending, result)
         gone_points = [pid for doc_id in gone for pid in states[doc_id].points]
-        self.index.delete(gone_points)
+        if gone_points:
+            self._check_before_writing()
+            self.index.delete(gone_points)
         result.chunks_deleted += len(gone_points)
         return result
 
+    def _check_before_writing(self) -> None:
+        """Raise IndexChangedError if the index lacks what the summary says it holds."""
+        if self._unchecked is None:
+            return
+        expected, self._unchecked = self._unchecked.points, None
+        found = self.index.count() if self.index.exists() else 0
+        if found != expected:
+            raise IndexChangedError(self.index.collection, found, expected)
+
     def _embedder_loaded(self, result: SyncReport) -> Any:
         if self._embedder is None:
-            self._embedder = self.embedder_factory()
-            self.index.ensure(self._embedder.dimension)
-            result.model_loaded = True
-            result.device = self._embedder.device
+            self._embedder = self.model()
+        result.model_loaded = True
+        result.device = self._embedder.device
         return self._embedder
 
     def _batches(
@@ -388,7 +431,7 @@ class DocumentSync:
                     batch.to_embed.append(
                         (
                             pid,
-                            chunk.text,
+                            chunk,
                             {**state_payload, "text": chunk.text, "n_tokens": chunk.n_tokens},
                         )
                     )
@@ -427,6 +470,7 @@ class DocumentSync:
     ) -> None:
         writer = _Writer(self.index)
         writer.start()
+        writer.submit(self._check_before_writing)
         progress = Progress(len(pending), self.report)
         try:
             for batch in self._prefetched(self._batches(pending, result)):
@@ -435,18 +479,18 @@ class DocumentSync:
                         result.documents_new += 1
                     else:
                         result.documents_changed += 1
-                token_counts = {text: p["n_tokens"] for _, text, p in batch.to_embed}
-                unique_texts = list(token_counts)
+                token_ids = {chunk.text: chunk.token_ids for _, chunk, _ in batch.to_embed}
+                unique_texts = list(token_ids)
                 result.chunks_reused += sum(len(w.ids) for w in batch.work) - len(batch.to_embed)
                 result.chunks_deduplicated += len(batch.to_embed) - len(unique_texts)
                 if unique_texts:
                     embedder = self._embedder_loaded(result)
                     started = time.perf_counter()
-                    vectors = embedder.encode(unique_texts, list(token_counts.values()))
+                    vectors = embedder.encode(unique_texts, list(token_ids.values()))
                     result.embed_seconds += time.perf_counter() - started
                     result.dtype, result.dtype_reason = embedder.dtype, embedder.dtype_reason
                     row_of = {text: i for i, text in enumerate(unique_texts)}
-                    rows = [row_of[text] for _, text, _ in batch.to_embed]
+                    rows = [row_of[chunk.text] for _, chunk, _ in batch.to_embed]
                     ids = [pid for pid, _, _ in batch.to_embed]
                     payloads = [payload for _, _, payload in batch.to_embed]
                     embedded = vectors[rows]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from genai_assets.rag import embedder as embedder_module
-from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder, model_info
+from genai_assets.rag.chunking import Chunker
+from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder, load_tokenizer, model_info
 
 TEXTS = [
     "Skyline Vault stores encrypted snapshots of every protected volume.",
@@ -56,11 +57,33 @@ def test_batching_by_token_length_keeps_each_text_its_own_vector():
     texts = [f"{'word ' * (i * 7 % 40 + 1)}{i}" for i in range(23)]  # lengths out of order
     model = Embedder(PACKAGED_MODEL, device="cpu", dtype="fp32", batch_size=4)
     one_by_one = np.vstack([model.encode([text]) for text in texts])
-    counted_here = model.encode(texts)
-    counts = [len(model.model.tokenizer(text)["input_ids"]) for text in texts]
-    counted_by_caller = model.encode(texts, counts)
-    assert np.allclose(counted_here, one_by_one, atol=1e-5)
-    assert np.array_equal(counted_by_caller, counted_here)
-    with pytest.raises(ValueError, match="2 token counts for 23 texts"):
-        model.encode(texts, [1, 2])
+    from_texts = model.encode(texts)
+    assert np.allclose(from_texts, one_by_one, atol=1e-5)
+    with pytest.raises(ValueError, match="2 token id lists for 23 texts"):
+        model.encode(texts, [[1], [2]])
     assert model.encode([]).shape == (0, 384)
+
+
+def test_token_ids_from_the_chunker_give_the_same_vectors_as_the_texts():
+    chunker = Chunker(load_tokenizer(PACKAGED_MODEL), 40)
+    text = " ".join(f"Section {i}: volume {i} snapshots are kept {i * 3} days." for i in range(30))
+    chunks = chunker.chunk(text)
+    texts, token_ids = [c.text for c in chunks], [c.token_ids for c in chunks]
+    model = Embedder(PACKAGED_MODEL, device="cpu", dtype="fp32", batch_size=4)
+    from_texts = model.encode(texts)
+    assert not model.uses_token_ids  # texts alone never try the token-id path
+    from_ids = model.encode(texts, token_ids)
+    assert model.uses_token_ids
+    # The same vectors, up to float rounding: the token-id path pads batches to a
+    # multiple of 16 tokens, which changes the order of some sums.
+    assert np.allclose(from_ids, from_texts, atol=1e-6)
+
+
+def test_token_ids_that_are_not_the_models_own_fall_back_to_the_texts(caplog):
+    texts = TEXTS
+    model = Embedder(PACKAGED_MODEL, device="cpu", dtype="fp32")
+    wrong_ids = [[1000 + i] * 5 for i in range(len(texts))]
+    vectors = model.encode(texts, wrong_ids)
+    assert not model.uses_token_ids
+    assert "differ from the model's own tokenisation" in caplog.text
+    assert np.array_equal(vectors, model.encode(texts))

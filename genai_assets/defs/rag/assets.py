@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets.defs.automation.policies import external_call
+from genai_assets.preload import Preloadable
 from genai_assets.rag.chunking import Chunker
 from genai_assets.rag.documents import LOADER_VERSION, SkippedInput, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer
@@ -11,6 +12,7 @@ from genai_assets.rag.index import QdrantIndex
 from genai_assets.rag.sync import (
     CHUNKER_VERSION,
     DocumentSync,
+    IndexChangedError,
     IngestSettings,
     SourceDocument,
     SyncReport,
@@ -130,7 +132,7 @@ class DocumentEmbeddingsConfig(dg.Config):
         default=32, ge=0, description="Tokens repeated where a paragraph had to be cut."
     )
     batch_chunks: int = Field(
-        default=1024,
+        default=512,
         gt=0,
         description="Chunks embedded and written per batch; bounds memory. Within a batch "
         "chunks are grouped by token length, so a larger batch pads less.",
@@ -180,29 +182,30 @@ def document_embeddings(
         points = known_points
     else:
         indexed = summary.indexed(fingerprint) if summary else None
+        model = Preloadable(embedder.load)
+        if indexed is not None and indexed.lacks(docs, fingerprint):
+            model.start()  # there is text to embed: the model loads while the index opens
         if summary:
             summary.invalidate()
-        with qdrant.open() as client:
+        with qdrant.opening() as client:
+            # With a summary the index is needed only to write: it opens meanwhile.
             index = QdrantIndex(client, collection)
-            found = index.count() if indexed is not None and index.exists() else 0
-            if indexed is not None and found != indexed.points:
-                context.log.warning(
-                    f"collection {collection} holds {found} points but its last clean sync "
-                    f"left {indexed.points}: it was changed by something else; reading its "
-                    "own state instead of the sync summary"
-                )
-                indexed = None
-            report = DocumentSync(
+            sync = DocumentSync(
                 index,
                 ingest,
                 chunker_factory=lambda: Chunker(
                     load_tokenizer(embedder.model), chunk_tokens, config.overlap_tokens
                 ),
-                embedder_factory=embedder.load,
+                embedder_factory=model,
                 read_text=read_text,
                 batch_chunks=config.batch_chunks,
                 report=context.log.info,
-            ).run(docs, indexed)
+            )
+            try:
+                report = sync.run(docs, indexed)
+            except IndexChangedError as error:
+                context.log.warning(f"{error}; reading its own state instead of the sync summary")
+                report = sync.run(docs)
             points = index.count() if index.exists() else 0
         summary_path = qdrant.sync_summary_path(collection)  # the first run creates the folder
         if summary_path and not report.skipped:

@@ -1,0 +1,41 @@
+"""Loading slow things (a model, an embedded index) ahead of their first use, in a thread."""
+
+import concurrent.futures
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Preloadable(Generic[T]):
+    """Something slow to load (a model), loaded on first use or ahead of it in a thread.
+
+    A run that learns early that it will need the object calls ``start()``: the
+    load then goes on while other work (opening the index, chunking the first
+    batch) does. Calling the object returns it, waiting for the load if needed.
+    """
+
+    def __init__(self, load: Callable[[], T]):
+        self._load = load
+        self._future: concurrent.futures.Future[T] | None = None
+
+    def start(self) -> None:
+        """Begin loading in a thread, unless it has begun."""
+        if self._future is None:
+            executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="preload")
+            self._future = executor.submit(self._load)
+            executor.shutdown(wait=False)
+
+    def __call__(self) -> T:
+        """The loaded object (a load that failed raises its error here)."""
+        self.start()
+        return self._future.result()
+
+    def loaded(self) -> T | None:
+        """The object if a load was started and succeeded, else None (waits for it to end).
+
+        For cleanup only: whoever needed the object got the load's error by calling it.
+        """
+        if self._future is None or self._future.exception() is not None:
+            return None
+        return self._future.result()
