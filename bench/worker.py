@@ -20,8 +20,10 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(spec_path).read_text())
     if system == "langchain":
         from bench.peers import run_langchain as run
-    elif system == "llamaindex":
+    elif system in ("llamaindex", "llamaindex-sized"):
         from bench.peers import run_llamaindex as run
+
+        spec["llamaindex_sized"] = system == "llamaindex-sized"
     elif system == "ours":
         from bench.ours import run_pipeline as run
     elif system == "bare":

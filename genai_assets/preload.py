@@ -30,12 +30,3 @@ class Preloadable(Generic[T]):
         """The loaded object (a load that failed raises its error here)."""
         self.start()
         return self._future.result()
-
-    def loaded(self) -> T | None:
-        """The object if a load was started and succeeded, else None (waits for it to end).
-
-        For cleanup only: whoever needed the object got the load's error by calling it.
-        """
-        if self._future is None or self._future.exception() is not None:
-            return None
-        return self._future.result()

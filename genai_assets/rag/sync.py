@@ -145,14 +145,6 @@ class IndexedState:
     states: dict[str, DocumentState]
     points: int
 
-    def lacks(self, documents: Sequence["SourceDocument"], settings: str) -> bool:
-        """Whether some document is new, or changed, since this state was recorded."""
-        return any(
-            (state := self.states.get(doc.doc_id)) is None
-            or not state.is_complete(doc.content_hash, settings)
-            for doc in documents
-        )
-
 
 @dataclass
 class _DocumentWork:
@@ -256,11 +248,15 @@ def open_terminal() -> TextIO | None:
 
 
 class _Writer(threading.Thread):
-    """Applies index writes in submission order, off the embedding thread."""
+    """Applies index writes in submission order, off the embedding thread.
 
-    def __init__(self, index: QdrantIndex):
+    ``before_first_write`` runs in this thread just before the first write, when the
+    first batch has been embedded.
+    """
+
+    def __init__(self, before_first_write: Callable[[], None]):
         super().__init__(name="index-writer", daemon=True)
-        self.index = index
+        self.before_first_write: Callable[[], None] | None = before_first_write
         self.tasks: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
 
@@ -268,6 +264,9 @@ class _Writer(threading.Thread):
         while (task := self.tasks.get()) is not None:
             if self.error is None:
                 try:
+                    if self.before_first_write is not None:
+                        before, self.before_first_write = self.before_first_write, None
+                        before()
                     task()
                 except BaseException as error:  # re-raised in the caller by submit()/close()
                     self.error = error
@@ -333,9 +332,9 @@ class DocumentSync:
         """Sync the index to exactly ``documents``; returns what was done.
 
         ``indexed`` is what the index held after the last clean sync, from its
-        summary: then the index's own state is not read, and the index is needed only
-        for writing (it may still be opening while documents are chunked and embedded).
-        Before the first write the index's point count is checked against it.
+        summary: then the index's own state is not read, and the index is first used
+        when the first batch has been embedded, to check its point count against
+        ``indexed`` before writing.
 
         Raises:
             IndexChangedError: the index does not hold what ``indexed`` says; nothing
@@ -468,9 +467,8 @@ class DocumentSync:
     def _process(
         self, pending: list[tuple[SourceDocument, DocumentState | None]], result: SyncReport
     ) -> None:
-        writer = _Writer(self.index)
+        writer = _Writer(before_first_write=self._check_before_writing)
         writer.start()
-        writer.submit(self._check_before_writing)
         progress = Progress(len(pending), self.report)
         try:
             for batch in self._prefetched(self._batches(pending, result)):

@@ -265,3 +265,22 @@ def test_index_changed_behind_the_summary_is_read_again_and_repaired(dagster_hom
     assert metadata["points"] == len(actual)
     others = {pid: point for pid, point in expected.items() if point[0]["source"] != str(edited)}
     assert others.keys() <= actual.keys()  # every other document whole again, doc1 included
+
+
+def test_embedded_qdrant_writes_in_wal_mode_and_opens_on_first_use(tmp_path):
+    import numpy as np
+
+    from genai_assets.rag.index import QdrantIndex, local_storage
+
+    resource = QdrantResource(location=str(tmp_path / "qdrant"))
+    with resource.open_on_first_use() as client:
+        index = QdrantIndex(client, "c")
+        assert not (tmp_path / "qdrant").exists()  # nothing opened yet
+        index.upsert(["5b0c3a52-9f1e-4d0e-8a39-2f3c1d7e6b11"], np.ones((1, 4), np.float32), [{}])
+        # qdrant-client's local internals are still where local_storage() looks for them.
+        storage = local_storage(index.client, "c")
+        assert storage is not None
+        assert storage.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert storage.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with resource.open() as reopened:  # closed above: the folder is free, the write kept
+        assert reopened.count("c").count == 1

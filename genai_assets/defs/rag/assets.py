@@ -4,7 +4,6 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets.defs.automation.policies import external_call
-from genai_assets.preload import Preloadable
 from genai_assets.rag.chunking import Chunker
 from genai_assets.rag.documents import LOADER_VERSION, SkippedInput, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer
@@ -182,13 +181,9 @@ def document_embeddings(
         points = known_points
     else:
         indexed = summary.indexed(fingerprint) if summary else None
-        model = Preloadable(embedder.load)
-        if indexed is not None and indexed.lacks(docs, fingerprint):
-            model.start()  # there is text to embed: the model loads while the index opens
         if summary:
             summary.invalidate()
-        with qdrant.opening() as client:
-            # With a summary the index is needed only to write: it opens meanwhile.
+        with qdrant.open_on_first_use() as client:
             index = QdrantIndex(client, collection)
             sync = DocumentSync(
                 index,
@@ -196,7 +191,7 @@ def document_embeddings(
                 chunker_factory=lambda: Chunker(
                     load_tokenizer(embedder.model), chunk_tokens, config.overlap_tokens
                 ),
-                embedder_factory=model,
+                embedder_factory=embedder.load,
                 read_text=read_text,
                 batch_chunks=config.batch_chunks,
                 report=context.log.info,
