@@ -33,6 +33,7 @@ class GpuPodSettings:
     artifact_volume_claim: str | None = None
     artifact_mount_path: str | None = None
     service_account_name: str | None = None
+    image: str | None = None  # op tags only: the step's image (e.g. a CUDA build)
 
     def __post_init__(self) -> None:
         """Reject settings Kubernetes would reject later, with the field named."""
@@ -84,6 +85,8 @@ def k8s_op_tags(settings: GpuPodSettings) -> dict[str, Any]:
     container_config: dict[str, Any] = {
         "resources": {"limits": settings.limits(), "requests": settings.requests()},
     }
+    if settings.image:
+        container_config["image"] = settings.image
     pod_spec_config: dict[str, Any] = {
         "node_selector": dict(settings.node_selector),
         "tolerations": [dict(t) for t in settings.tolerations],

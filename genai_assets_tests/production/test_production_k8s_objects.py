@@ -20,6 +20,7 @@ from dagster_k8s.job import (
 )
 
 from genai_assets import deployment, settings
+from genai_assets.definitions import defs as load_definitions
 from genai_assets_tests.k8s_validation import (
     from_dagster_k8s_dict,
     validate_k8s_fragment,
@@ -71,8 +72,12 @@ def _step_job(op_tags: dict[str, Any], image: str) -> Any:
     def sample_fine_tune() -> dict:
         return {}
 
+    return _job_of_step(sample_fine_tune.op, image)
+
+
+def _job_of_step(op: dg.OpDefinition, image: str) -> Any:
     # What the k8s executor reads: the op's tags (dict values arrive as JSON strings).
-    user_defined = get_user_defined_k8s_config(sample_fine_tune.op.tags)
+    user_defined = get_user_defined_k8s_config(op.tags)
     return construct_dagster_k8s_job(
         job_config=_job_config(image),
         args=["dagster", "api", "execute_step", '{"run_id": "sample"}'],
@@ -80,7 +85,7 @@ def _step_job(op_tags: dict[str, Any], image: str) -> Any:
         pod_name="dagster-step-3f2a9c",
         component="step_worker",
         user_defined_k8s_config=user_defined,
-        labels={"dagster/job": "__ASSET_JOB", "dagster/op": "sample_fine_tune"},
+        labels={"dagster/job": "__ASSET_JOB", "dagster/op": op.name},
         env_vars=[{"name": "DAGSTER_RUN_JOB_NAME", "value": "__ASSET_JOB"}],
     )
 
@@ -179,3 +184,34 @@ def test_snake_case_pod_specs_are_validated_in_kubernetes_form(helm_gpu_env) -> 
     validate_k8s_fragment(pod_spec, "io.k8s.api.core.v1.PodSpec")
     assert pod_spec["containers"][0]["envFrom"] == [{"secretRef": {"name": "genai-assets-s3"}}]
     assert pod_spec["nodeSelector"] == deployment.gpu_node_selector()
+
+
+def _embedding_op() -> dg.OpDefinition:
+    return load_definitions().get_assets_def("document_embeddings").node_def
+
+
+def test_document_embeddings_runs_on_a_gpu_when_the_deployment_asks(
+    helm_gpu_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(deployment.EMBEDDING_GPUS_VARIABLE, "1")
+    op = _embedding_op()
+    assert op.pool == "qdrant_local" and op.retry_policy is not None  # policy kept
+    job = validate_k8s_object(_job_of_step(op, IMAGE))
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["image"] == deployment.gpu_image()  # the CUDA image of the values
+    assert pod["nodeSelector"] == deployment.gpu_node_selector()
+    assert pod["tolerations"] == deployment.gpu_tolerations()
+
+
+def test_document_embeddings_stays_on_the_run_pod_by_default(monkeypatch) -> None:
+    monkeypatch.delenv(deployment.EMBEDDING_GPUS_VARIABLE, raising=False)
+    assert "dagster-k8s/config" not in _embedding_op().tags
+
+
+@pytest.mark.parametrize("value", ["two", "-1"])
+def test_embedding_gpus_must_be_a_count(monkeypatch, value: str) -> None:
+    monkeypatch.setenv(deployment.EMBEDDING_GPUS_VARIABLE, value)
+    with pytest.raises(ValueError, match=deployment.EMBEDDING_GPUS_VARIABLE):
+        load_definitions()

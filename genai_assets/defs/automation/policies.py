@@ -11,6 +11,9 @@
   policy, exponential backoff with jitter, unless it has its own.
 * Pools: steps that open Qdrant (local mode allows one process per path) run in
   the ``qdrant_local`` pool unless they name a pool.
+* GPUs: with ``GENAI_ASSETS_EMBEDDING_GPUS`` set, ``document_embeddings`` carries
+  ``dagster-k8s/config`` op tags that request that many GPUs (for the
+  ``k8s_job_executor``; see ``genai_assets.deployment``).
 
 Assets call external services inside ``external_call(...)`` so that errors that
 can never succeed fail at once and a ``Retry-After`` is honoured.
@@ -19,17 +22,20 @@ can never succeed fail at once and a ``Retry-After`` is honoured.
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.op_definition import OpDefinition
 from dagster._record import replace
 
+from genai_assets import deployment
 from genai_assets.automation import settings as ops_settings
 from genai_assets.automation.retries import (
     PermanentExternalError,
     TransientExternalError,
     classify_exception,
 )
+from genai_assets.finetune.k8s import GpuPodSettings, k8s_op_tags
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +48,7 @@ REMEDIATION_TAG = "genai_assets/freshness_remediation"
 QDRANT_POOL = "qdrant_local"
 LLM_POOL = "llm_api"
 GPU_POOL = "gpu_training"
+EMBEDDING_STEP = "document_embeddings"
 
 
 def external_retry_policy() -> dg.RetryPolicy:
@@ -189,10 +196,28 @@ def calls_external_service(assets_def: dg.AssetsDefinition) -> bool:
     return False
 
 
+def gpu_step_op_tags() -> dict[str, dict[str, Any]]:
+    """Op name -> the ``dagster-k8s/config`` tags of steps the deployment puts on GPUs."""
+    gpus = deployment.embedding_gpu_count()
+    if not gpus:
+        return {}
+    pod = GpuPodSettings(
+        gpu_count=gpus,
+        memory="16Gi",
+        cpu="4",
+        node_selector=deployment.gpu_node_selector(),
+        tolerations=tuple(deployment.gpu_tolerations()),
+        image=deployment.gpu_image(),
+    )
+    return {EMBEDDING_STEP: k8s_op_tags(pod)}
+
+
 def _with_op_policy(
-    assets_def: dg.AssetsDefinition, retry_policy: dg.RetryPolicy
+    assets_def: dg.AssetsDefinition,
+    retry_policy: dg.RetryPolicy,
+    op_tags: dict[str, Any] | None = None,
 ) -> dg.AssetsDefinition:
-    """``assets_def`` with the shared retry policy and the Qdrant pool where they apply."""
+    """``assets_def`` with the shared retry policy, the Qdrant pool and ``op_tags`` added."""
     node = assets_def.node_def if assets_def.is_executable else None
     if not isinstance(node, OpDefinition):
         return assets_def  # graph-backed or external assets: their ops carry their own policy
@@ -200,7 +225,7 @@ def _with_op_policy(
     uses_qdrant = any("qdrant" in spec.kinds for spec in assets_def.specs)
     new_retry = node.retry_policy or (retry_policy if external else None)
     new_pool = node.pool or (QDRANT_POOL if uses_qdrant else None)
-    if new_retry is node.retry_policy and new_pool == node.pool:
+    if new_retry is node.retry_policy and new_pool == node.pool and not op_tags:
         return assets_def
     # Dagster has no public way to change an op's retry policy or pool after the
     # decorator ran; rebuild the op with the same function, ins, outs and config.
@@ -212,7 +237,7 @@ def _with_op_policy(
         description=node.description,
         config_schema=node.config_schema,
         required_resource_keys=node.required_resource_keys,
-        tags=node.tags,
+        tags={**node.tags, **(op_tags or {})},
         version=None,
         retry_policy=new_retry,
         code_version=node.version,
@@ -237,9 +262,10 @@ def _assets_targeted_as_objects(defs: dg.Definitions) -> dict[int, str]:
 
 
 def apply_operations_policy(defs: dg.Definitions) -> dg.Definitions:
-    """Freshness, remediation, retries and pools for the whole code location."""
+    """Freshness, remediation, retries, pools and GPU op tags for the whole code location."""
     add_policy = freshness_spec_mapper(defs)
     retry_policy = external_retry_policy()
+    gpu_tags = gpu_step_op_tags()
     pinned = _assets_targeted_as_objects(defs)
     # The same object may be listed twice (load_defs finds it in two modules): map it once.
     mapped: dict[int, object] = {}
@@ -256,8 +282,9 @@ def apply_operations_policy(defs: dg.Definitions) -> dg.Definitions:
             )
             mapped[id(item)] = item
         elif isinstance(item, dg.AssetsDefinition):
+            op_tags = gpu_tags.get(item.node_def.name) if item.is_executable else None
             mapped[id(item)] = _with_op_policy(
-                dg.map_asset_specs(add_policy, [item])[0], retry_policy
+                dg.map_asset_specs(add_policy, [item])[0], retry_policy, op_tags
             )
         elif isinstance(item, dg.AssetSpec):
             mapped[id(item)] = add_policy(item)
