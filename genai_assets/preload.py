@@ -1,4 +1,4 @@
-"""Loading slow things (a model, an embedded index) ahead of their first use, in a thread."""
+"""Loading something slow (a model) ahead of its first use, in a thread."""
 
 import concurrent.futures
 from collections.abc import Callable
@@ -11,8 +11,8 @@ class Preloadable(Generic[T]):
     """Something slow to load (a model), loaded on first use or ahead of it in a thread.
 
     A run that learns early that it will need the object calls ``start()``: the
-    load then goes on while other work (opening the index, chunking the first
-    batch) does. Calling the object returns it, waiting for the load if needed.
+    load then goes on while other work (reading and chunking the first batch)
+    does. Calling the object returns it, waiting for the load if needed.
     """
 
     def __init__(self, load: Callable[[], T]):

@@ -9,6 +9,7 @@ loaded only when there is text to embed.
 import copy
 import json
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -174,7 +175,12 @@ class Embedder:
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        if not sys.stderr.isatty():
+            # transformers draws a "Loading weights" bar on stderr, which in a Dagster
+            # step, CI or a pod lands in the captured logs as noise.
+            transformers_logging.disable_progress_bar()
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.dtype_cache = dtype_cache

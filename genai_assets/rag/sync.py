@@ -290,10 +290,10 @@ class DocumentSync:
         index: the collection to write.
         settings: model and chunking settings; their fingerprint goes on every point.
         chunker_factory: builds the chunker (loads the tokenizer) when first needed.
-        embedder_factory: loads the embedding model (a ``Preloadable`` the caller may
-            have started already); the load starts in a thread as soon as a document
-            is known to need embedding. The model must have ``encode(texts, token_ids)
-            -> ndarray``, ``dimension``, ``dtype``, ``dtype_reason`` and ``device``.
+        embedder_factory: loads the embedding model, in a thread that starts as soon
+            as a document is known to need embedding. The model must have
+            ``encode(texts, token_ids) -> ndarray``, ``dimension``, ``dtype``,
+            ``dtype_reason`` and ``device``.
         read_text: the normalised text of a document, by its manifest row.
         batch_chunks: chunks embedded per batch; bounds memory.
         report: where progress lines go.
@@ -313,11 +313,7 @@ class DocumentSync:
         self.settings = settings
         self.fingerprint = settings.fingerprint()
         self.chunker_factory = chunker_factory
-        self.model = (
-            embedder_factory
-            if isinstance(embedder_factory, Preloadable)
-            else Preloadable(embedder_factory)
-        )
+        self.model = Preloadable(embedder_factory)
         self.read_text = read_text
         self.batch_chunks = batch_chunks
         self.report = report
