@@ -276,9 +276,10 @@ class Embedder:
         texts are tokenised as usual.
 
         Texts are batched by their length in tokens, longest first. A batch is padded
-        to its longest text, and sentence-transformers' own ordering by characters
-        groups texts of quite different token lengths: on reST documentation, batching
-        by tokens pads about 17% less, which is that much less computation.
+        to its longest text (from token ids, to the next multiple of 16 tokens), and
+        sentence-transformers' own ordering by characters groups texts of quite
+        different token lengths: on reST documentation, batching by tokens pads about
+        17% less, which is that much less computation.
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -365,7 +366,9 @@ class TokenInputs:
         """The builder that reproduces ``model.preprocess(texts)`` from ``token_ids``, or None."""
         import torch
 
-        expected = model.preprocess(texts)
+        # sentence-transformers 6 calls it preprocess(); 5 called it tokenize().
+        preprocess = getattr(model, "preprocess", None) or model.tokenize
+        expected = preprocess(texts)
         input_ids, mask = expected.get("input_ids"), expected.get("attention_mask")
         pad_id = getattr(model.tokenizer, "pad_token_id", None)
         if input_ids is None or mask is None or pad_id is None:
