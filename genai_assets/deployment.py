@@ -12,7 +12,6 @@ from typing import Any
 GPU_NODE_SELECTOR_VARIABLE = "GENAI_ASSETS_GPU_NODE_SELECTOR"
 GPU_TOLERATIONS_VARIABLE = "GENAI_ASSETS_GPU_TOLERATIONS"
 GPU_IMAGE_VARIABLE = "GENAI_ASSETS_GPU_IMAGE"
-EMBEDDING_GPUS_VARIABLE = "GENAI_ASSETS_EMBEDDING_GPUS"
 
 # The labels and taints of NVIDIA GPU nodes set up by the NVIDIA GPU operator.
 DEFAULT_GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
@@ -51,22 +50,3 @@ def gpu_tolerations() -> list[dict[str, Any]]:
 def gpu_image() -> str | None:
     """The CUDA image for GPU pods ($GENAI_ASSETS_GPU_IMAGE), or None to keep the run's image."""
     return os.environ.get(GPU_IMAGE_VARIABLE, "").strip() or None
-
-
-def embedding_gpu_count() -> int:
-    """GPUs the document_embeddings step asks for, from $GENAI_ASSETS_EMBEDDING_GPUS (default 0).
-
-    0 keeps the step on the run's (CPU) pod; 1 or more gives it ``dagster-k8s/config``
-    op tags that request that many GPUs, on the GPU nodes and image above, for the
-    ``k8s_job_executor``, which runs each step in its own pod.
-    """
-    raw = os.environ.get(EMBEDDING_GPUS_VARIABLE, "").strip()
-    if not raw:
-        return 0
-    try:
-        count = int(raw)
-    except ValueError as error:
-        raise ValueError(f"{EMBEDDING_GPUS_VARIABLE}={raw!r} is not a whole number") from error
-    if count < 0:
-        raise ValueError(f"{EMBEDDING_GPUS_VARIABLE}={count} must be 0 or more")
-    return count

@@ -181,6 +181,16 @@ def automation_running_by_default() -> bool:
     return value == "running"
 
 
+def embedding_gpus() -> int:
+    """GPUs the document_embeddings step asks for ($GENAI_ASSETS_EMBEDDING_GPUS, default 0).
+
+    0 keeps the step on the run's (CPU) pod; 1 or more gives it ``dagster-k8s/config``
+    op tags requesting that many GPUs, for the ``k8s_job_executor``, which runs each
+    step in its own pod.
+    """
+    return _env_int("EMBEDDING_GPUS", 0, minimum=0)
+
+
 def sensor_interval_s() -> int:
     """Least seconds between two ticks of a file sensor (``GENAI_ASSETS_SENSOR_INTERVAL_S``).
 

@@ -44,10 +44,14 @@ class Chunk:
 
     index: int
     text: str
-    n_tokens: int
     start_char: int
     end_char: int
-    token_ids: tuple[int, ...] = ()
+    token_ids: tuple[int, ...]
+
+    @property
+    def n_tokens(self) -> int:
+        """The chunk's length in model tokens (special tokens excluded)."""
+        return len(self.token_ids)
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,6 @@ class Chunker:
             Chunk(
                 index=i,
                 text=text[start:end],
-                n_tokens=len(ids),
                 start_char=start,
                 end_char=end,
                 token_ids=ids,

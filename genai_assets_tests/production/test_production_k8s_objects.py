@@ -186,6 +186,9 @@ def test_snake_case_pod_specs_are_validated_in_kubernetes_form(helm_gpu_env) -> 
     assert pod_spec["nodeSelector"] == deployment.gpu_node_selector()
 
 
+EMBEDDING_GPUS = "GENAI_ASSETS_EMBEDDING_GPUS"
+
+
 def _embedding_op() -> dg.OpDefinition:
     return load_definitions().get_assets_def("document_embeddings").node_def
 
@@ -193,7 +196,7 @@ def _embedding_op() -> dg.OpDefinition:
 def test_document_embeddings_runs_on_a_gpu_when_the_deployment_asks(
     helm_gpu_env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(deployment.EMBEDDING_GPUS_VARIABLE, "1")
+    monkeypatch.setenv(EMBEDDING_GPUS, "1")
     op = _embedding_op()
     assert op.pool == "qdrant_local" and op.retry_policy is not None  # policy kept
     job = validate_k8s_object(_job_of_step(op, IMAGE))
@@ -206,12 +209,12 @@ def test_document_embeddings_runs_on_a_gpu_when_the_deployment_asks(
 
 
 def test_document_embeddings_stays_on_the_run_pod_by_default(monkeypatch) -> None:
-    monkeypatch.delenv(deployment.EMBEDDING_GPUS_VARIABLE, raising=False)
+    monkeypatch.delenv(EMBEDDING_GPUS, raising=False)
     assert "dagster-k8s/config" not in _embedding_op().tags
 
 
 @pytest.mark.parametrize("value", ["two", "-1"])
 def test_embedding_gpus_must_be_a_count(monkeypatch, value: str) -> None:
-    monkeypatch.setenv(deployment.EMBEDDING_GPUS_VARIABLE, value)
-    with pytest.raises(ValueError, match=deployment.EMBEDDING_GPUS_VARIABLE):
+    monkeypatch.setenv(EMBEDDING_GPUS, value)
+    with pytest.raises(ValueError, match=EMBEDDING_GPUS):
         load_definitions()

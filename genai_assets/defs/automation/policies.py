@@ -13,7 +13,7 @@
   the ``qdrant_local`` pool unless they name a pool.
 * GPUs: with ``GENAI_ASSETS_EMBEDDING_GPUS`` set, ``document_embeddings`` carries
   ``dagster-k8s/config`` op tags that request that many GPUs (for the
-  ``k8s_job_executor``; see ``genai_assets.deployment``).
+  ``k8s_job_executor``), on the GPU nodes and image of ``genai_assets.deployment``.
 
 Assets call external services inside ``external_call(...)`` so that errors that
 can never succeed fail at once and a ``Retry-After`` is honoured.
@@ -198,7 +198,7 @@ def calls_external_service(assets_def: dg.AssetsDefinition) -> bool:
 
 def gpu_step_op_tags() -> dict[str, dict[str, Any]]:
     """Op name -> the ``dagster-k8s/config`` tags of steps the deployment puts on GPUs."""
-    gpus = deployment.embedding_gpu_count()
+    gpus = ops_settings.embedding_gpus()
     if not gpus:
         return {}
     pod = GpuPodSettings(
