@@ -2,12 +2,15 @@
 
 A fixed pool of ``concurrency`` workers takes items in input order. Each
 attempt first waits for the :class:`~genai_assets.batch_inference.limiter.RateLimiter`.
-429, 408, 409 and 5xx responses, timeouts and dropped connections are retried
-with exponential backoff and jitter; a ``retry-after-ms`` / ``retry-after``
-header on the error response sets the wait instead (and, for a 429, holds
-every worker for that long). Any other API error (400, 401, 404, ...) is
-recorded on the item without a retry. Every final outcome goes to the journal
-at once; an exception that is not an API error stops the batch.
+429, 408, 409 and 5xx responses, timeouts, dropped connections and 2xx
+answers whose body is not a usable chat completion (see
+:mod:`~genai_assets.batch_inference.responses`) are retried with exponential
+backoff and jitter; a ``retry-after-ms`` / ``retry-after`` header on the error
+response sets the wait instead (and, for a 429, holds every worker for that
+long). Any other API error (400, 401, 404, ...) is recorded on the item without
+a retry. Every final outcome goes to the journal at once. Nothing a response
+contains can stop the batch; only a bug or a journal that cannot be written
+does, and then with that error itself.
 """
 
 import asyncio
@@ -20,20 +23,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion
 
-from genai_assets.automation.retries import retry_after_from_headers
 from genai_assets.batch_inference.items import BatchItem
 from genai_assets.batch_inference.limiter import RateLimiter, estimate_tokens
+from genai_assets.batch_inference.responses import (
+    Completion,
+    Failure,
+    classify,
+    parse_completion,
+)
 from genai_assets.batch_inference.results import STATUS_FAILED, STATUS_OK, ResultJournal
-
-RETRYABLE_STATUS = frozenset({408, 409, 429})
-ERROR_CHARS = 500
-
-
-def _shorten(text: str) -> str:
-    """An error message short enough for a results row (an HTML error page is not)."""
-    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -69,38 +68,6 @@ class RetryPolicy:
             return wait + rng.uniform(0, 0.1 * wait)
         step = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
         return step / 2 + rng.uniform(0, step / 2)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An attempt's error, classified."""
-
-    kind: str
-    message: str
-    retryable: bool
-    status_code: int | None = None
-    retry_after: float | None = None
-
-
-def classify(error: openai.APIError) -> Failure:
-    """Decide whether an API error is worth a retry, and how long the server asked to wait."""
-    if isinstance(error, openai.APITimeoutError):
-        return Failure("timeout", str(error), retryable=True)
-    if isinstance(error, openai.APIConnectionError):
-        cause = f" ({error.__cause__!r})" if error.__cause__ else ""
-        return Failure("connection_error", f"{error}{cause}", retryable=True)
-    if isinstance(error, openai.APIStatusError):
-        status = error.status_code
-        retry_after = retry_after_from_headers(error.response.headers)
-        if status == 429:
-            kind = "rate_limited"
-        elif status >= 500:
-            kind = "server_error"
-        else:
-            kind = f"http_{status}"
-        retryable = status in RETRYABLE_STATUS or status >= 500
-        return Failure(kind, error.message, retryable, status, retry_after)
-    return Failure(type(error).__name__, str(error), retryable=False)
 
 
 @dataclass
@@ -153,7 +120,7 @@ class Engine:
     rng: random.Random = field(default_factory=random.Random)
     on_record: Callable[[dict[str, Any]], None] | None = None
     stats: EngineStats = field(default_factory=EngineStats)
-    _completions: Any = field(default=None, init=False, repr=False)
+    _create: Any = field(default=None, init=False, repr=False)
 
     async def run(self, items: Sequence[BatchItem]) -> EngineStats:
         """Send every item (all must be valid) and journal each outcome."""
@@ -162,15 +129,20 @@ class Engine:
         invalid = [item.line for item in items if not item.is_valid]
         if invalid:
             raise ValueError(f"malformed items cannot be sent (lines {invalid[:10]})")
-        # The client imports its chat resources on first use (most of a second on a busy
+        # The raw-response form hands back the body unparsed, for parse_completion. The
+        # client imports its chat resources on first use (most of a second on a busy
         # machine): do it now, not while the first granted requests wait behind it.
-        self._completions = self.client.chat.completions
+        self._create = self.client.chat.completions.with_raw_response.create
         self.stats = EngineStats(started=time.monotonic())
         pending = iter(items)
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(self.concurrency, len(items))):
                     group.create_task(self._worker(pending))
+        except ExceptionGroup as errors:
+            # Only a bug or an unwritable journal ends a worker (the others are then
+            # cancelled): raise that error, not "unhandled errors in a TaskGroup".
+            raise errors.exceptions[0] from errors
         finally:
             self.stats.finished = time.monotonic()
         return self.stats
@@ -183,6 +155,19 @@ class Engine:
             if self.on_record is not None:
                 self.on_record(record)
 
+    async def _send(self, item: BatchItem, params: dict[str, Any]) -> Completion | Failure:
+        """One attempt: the completion, or the failure (an API error or an unusable body)."""
+        try:
+            raw = await self._create(
+                model=self.model,
+                messages=list(item.messages),
+                **params,
+                **({"timeout": self.request_timeout_s} if self.request_timeout_s else {}),
+            )
+        except openai.APIError as error:
+            return classify(error)
+        return parse_completion(raw.status_code, raw.content)
+
     async def _process(self, item: BatchItem) -> dict[str, Any]:
         params = item.request_params(self.defaults)
         estimate = estimate_tokens(item.messages, params.get("max_tokens"))
@@ -193,75 +178,43 @@ class Engine:
             self.stats.attempts += 1
             grant = await self.limiter.acquire(estimate)
             start = time.monotonic()
-            try:
-                response = await self._completions.create(
-                    model=self.model,
-                    messages=list(item.messages),
-                    **params,
-                    **({"timeout": self.request_timeout_s} if self.request_timeout_s else {}),
-                )
-            except openai.APIError as error:
-                failure = classify(error)
-                self.stats.errors[failure.kind] += 1
-                if failure.kind == "rate_limited":
-                    grant.settle(0)  # a rejected request does not count against the tokens
-                    if failure.retry_after is not None:
-                        self.limiter.pause_for(
-                            min(failure.retry_after, self.retry.max_retry_after_s)
-                        )
-                if failure.retryable and attempt < self.retry.max_attempts:
-                    await asyncio.sleep(self.retry.delay(attempt, failure.retry_after, self.rng))
-                    continue
-                return self._record(
-                    item,
-                    status=STATUS_FAILED,
-                    attempts=attempt,
-                    latency_s=time.monotonic() - start,
-                    elapsed_s=time.monotonic() - first_start,
-                    error=f"{failure.kind}: {_shorten(failure.message)}"
-                    + (f" (gave up after {attempt} attempts)" if failure.retryable else ""),
-                    error_type=failure.kind,
-                    status_code=failure.status_code,
-                )
+            outcome = await self._send(item, params)
             latency = time.monotonic() - start
-            if not isinstance(response, ChatCompletion):  # e.g. a proxy's HTML page with 200
-                self.stats.errors["invalid_response"] += 1
+            if isinstance(outcome, Completion):
+                usage = outcome.usage
+                if usage is not None and usage.total_tokens is not None:
+                    grant.settle(usage.total_tokens)
+                self.stats.latencies_s.append(latency)
                 return self._record(
                     item,
-                    status=STATUS_FAILED,
+                    status=STATUS_OK,
                     attempts=attempt,
                     latency_s=latency,
                     elapsed_s=time.monotonic() - first_start,
-                    error=_shorten(f"invalid_response: not a chat completion: {response}"),
-                    error_type="invalid_response",
+                    output=outcome.output,
+                    finish_reason=outcome.choices[0].finish_reason,
+                    input_tokens=usage.prompt_tokens if usage is not None else None,
+                    output_tokens=usage.completion_tokens if usage is not None else None,
+                    response_model=outcome.model,
                 )
-            usage = response.usage
-            if usage is not None:
-                grant.settle(usage.total_tokens)
-            if not response.choices:
-                self.stats.errors["empty_response"] += 1
-                return self._record(
-                    item,
-                    status=STATUS_FAILED,
-                    attempts=attempt,
-                    latency_s=latency,
-                    elapsed_s=time.monotonic() - first_start,
-                    error="empty_response: the response has no choices",
-                    error_type="empty_response",
-                )
-            choice = response.choices[0]
-            self.stats.latencies_s.append(latency)
+            failure = outcome
+            self.stats.errors[failure.kind] += 1
+            if failure.kind == "rate_limited":
+                grant.settle(0)  # a rejected request does not count against the tokens
+                if failure.retry_after is not None:
+                    self.limiter.pause_for(min(failure.retry_after, self.retry.max_retry_after_s))
+            if failure.retryable and attempt < self.retry.max_attempts:
+                await asyncio.sleep(self.retry.delay(attempt, failure.retry_after, self.rng))
+                continue
             return self._record(
                 item,
-                status=STATUS_OK,
+                status=STATUS_FAILED,
                 attempts=attempt,
                 latency_s=latency,
                 elapsed_s=time.monotonic() - first_start,
-                output=choice.message.content if choice.message.content is not None else "",
-                finish_reason=choice.finish_reason,
-                input_tokens=usage.prompt_tokens if usage is not None else None,
-                output_tokens=usage.completion_tokens if usage is not None else None,
-                response_model=response.model,
+                error=failure.describe(attempt),
+                error_type=failure.kind,
+                status_code=failure.status_code,
             )
 
     def _record(self, item: BatchItem, **outcome: Any) -> dict[str, Any]:

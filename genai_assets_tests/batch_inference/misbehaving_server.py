@@ -1,8 +1,10 @@
 """TEST DOUBLE: an OpenAI-compatible chat server that misbehaves on purpose.
 
 Real providers' failure modes (429 storms with Retry-After, 500s, requests
-that hang past the client's timeout, connections dropped mid-request) cannot
-be produced on demand by a real server, so the fault tests and the benchmark
+that hang past the client's timeout, connections dropped mid-request, and 200
+answers whose body is not a usable chat completion: malformed or truncated
+JSON, a wrong shape, no choices, a proxy's HTML page) cannot be produced on
+demand by a real server, so the fault tests and the benchmark
 use this small aiohttp app on 127.0.0.1 instead. It runs in its own thread
 and event loop and logs every arrival (monotonic time, item, attempt,
 action) so tests can check what the client really sent.
@@ -12,6 +14,7 @@ test prompts start with their id.
 """
 
 import asyncio
+import json
 import math
 import multiprocessing
 import threading
@@ -19,12 +22,37 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import openai
 from aiohttp import web
 
-ACTIONS = ("ok", "429", "500", "503", "timeout", "drop", "cut", "400", "html", "502html")
+ACTIONS = (
+    "ok",
+    "429",
+    "500",
+    "503",
+    "timeout",
+    "drop",
+    "cut",
+    "400",
+    "html",
+    "502html",
+    "badjson",
+    "truncated",
+    "wrongshape",
+    "nochoices",
+)
 HTML_PAGE = "<html><body>" + "Bad gateway. " * 200 + "</body></html>"
+# Complete HTTP answers (status 200, JSON content type, exact Content-Length) whose body
+# the client cannot use: only the JSON parse or the shape check can catch them.
+BAD_BODIES = {
+    "badjson": b'{"id": "chatcmpl-bad", "choices": [{"index": 0, message: oops}]}',
+    "truncated": b'{"id": "chatcmpl-trunc", "object": "chat.completion", "choices": [{"ind',
+    "wrongshape": b'{"object": "chat.completion", "choices": [{"index": 0, "text": "hi"}]}',
+    "nochoices": b'{"id": "chatcmpl-empty", "object": "chat.completion", "choices": []}',
+}
 
 
 @dataclass(frozen=True)
@@ -132,6 +160,8 @@ class MisbehavingOpenAIServer:
             return web.Response(text=HTML_PAGE, content_type="text/html")
         if action == "502html":
             return web.Response(text=HTML_PAGE, status=502, content_type="text/html")
+        if action in BAD_BODIES:
+            return web.Response(body=BAD_BODIES[action], content_type="application/json")
         if action == "400":
             return _error(400, f"Invalid request for {item} (test double)")
         if action == "drop":  # close before any byte of a response
@@ -272,3 +302,22 @@ class ServerProcess:
         self._connection.send("stop")
         self.arrivals = self._connection.recv()
         self._process.join(timeout=30)
+
+
+def write_prompts(path: Path, count: int, malformed_after: tuple[int, ...] = ()) -> list[str]:
+    """``count`` prompts whose first word is their id, with broken lines after some of them."""
+    lines = []
+    for index in range(count):
+        item_id = f"item-{index:03d}"
+        lines.append(json.dumps({"id": item_id, "prompt": f"{item_id} What is a Skyline vault?"}))
+        if index in malformed_after:
+            lines.append('{"id": "broken", "prompt": ')
+    path.write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def client_factory(server, timeout_s: float = 5.0):
+    """A factory of async clients for ``server``, with the SDK's own retries off."""
+    return lambda: openai.AsyncOpenAI(
+        base_url=server.base_url, api_key="test", timeout=timeout_s, max_retries=0
+    )

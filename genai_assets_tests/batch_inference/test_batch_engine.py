@@ -10,15 +10,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
 from genai_assets.automation.retries import retry_after_from_headers
-from genai_assets.batch_inference.engine import RetryPolicy, classify
+from genai_assets.batch_inference.engine import RetryPolicy
 from genai_assets.batch_inference.items import parse_file
+from genai_assets.batch_inference.responses import classify
 from genai_assets.batch_inference.results import ResultJournal
 from genai_assets.batch_inference.runner import (
     PROGRESS_FILE,
@@ -33,28 +33,12 @@ from genai_assets.batch_inference.runner import (
 from genai_assets_tests.batch_inference.misbehaving_server import (
     MisbehavingOpenAIServer,
     ServerProcess,
+    client_factory,
+    write_prompts,
 )
 
 FAST_RETRY = RetryPolicy(max_attempts=4, backoff_base_s=0.02, backoff_max_s=0.2)
 FAST_SETTINGS = BatchSettings(model="test-model", concurrency=4, retry=FAST_RETRY)
-
-
-def write_prompts(path: Path, count: int, malformed_after: tuple[int, ...] = ()) -> list[str]:
-    """``count`` prompts whose first word is their id, with broken lines after some of them."""
-    lines = []
-    for index in range(count):
-        item_id = f"item-{index:03d}"
-        lines.append(json.dumps({"id": item_id, "prompt": f"{item_id} What is a Skyline vault?"}))
-        if index in malformed_after:
-            lines.append('{"id": "broken", "prompt": ')
-    path.write_text("\n".join(lines) + "\n")
-    return lines
-
-
-def client_factory(server, timeout_s: float = 5.0):
-    return lambda: openai.AsyncOpenAI(
-        base_url=server.base_url, api_key="test", timeout=timeout_s, max_retries=0
-    )
 
 
 def fault_plan(item: str, attempt: int) -> str:
@@ -228,8 +212,8 @@ def test_two_runs_of_the_same_batch_cannot_overlap(tmp_path):
     assert report.summary["items_ok"] == 2
 
 
-def test_non_json_answers_are_recorded_on_the_item(tmp_path):
-    """A proxy's HTML page: with status 200 it is an invalid response, with 502 retried."""
+def test_non_json_answers_are_retried_then_recorded_on_the_item(tmp_path):
+    """A proxy's HTML page, with status 200 or 502: retried, then a failure naming it."""
     input_path = tmp_path / "prompts.jsonl"
     write_prompts(input_path, 3)
     plans = {"item-000": ["html"], "item-001": ["502html", "ok"], "item-002": ["ok"]}
@@ -242,11 +226,15 @@ def test_non_json_answers_are_recorded_on_the_item(tmp_path):
         report = run_batch_file(input_path, work, client_factory(server), FAST_SETTINGS)
     html, retried, ok = report.rows
     assert html["status"] == "failed" and html["error_type"] == "invalid_response"
-    assert html["error"].startswith("invalid_response: not a chat completion: <html>")
-    assert len(html["error"]) <= 500 and html["error"].endswith("...")
+    assert html["attempts"] == FAST_RETRY.max_attempts and html["status_code"] == 200
+    assert html["error"].startswith(
+        "invalid_response: the body is not valid JSON (Expecting value at char 0 of 2626); "
+        "body (2626 bytes): <html><body>Bad gateway."
+    )
+    assert len(html["error"]) <= 500 and html["error"].endswith("... (gave up after 4 attempts)")
     assert retried["status"] == "ok" and retried["attempts"] == 2
     assert ok["status"] == "ok"
-    assert report.summary["errors_this_run"] == {"invalid_response": 1, "server_error": 1}
+    assert report.summary["errors_this_run"] == {"invalid_response": 4, "server_error": 1}
 
 
 def test_rate_limit_storm_is_recovered_by_honouring_retry_after(tmp_path):
