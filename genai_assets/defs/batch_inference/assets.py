@@ -45,7 +45,9 @@ class BatchInferenceConfig(dg.Config):
         default=60.0, description="Window of the two limits in seconds: 60 means per minute."
     )
     max_attempts: int = Field(
-        default=6, description="Attempts per item for 429/5xx/timeouts/dropped connections."
+        default=6,
+        description="Attempts per item for 429/5xx, timeouts, dropped connections and "
+        "answers that are not a usable chat completion.",
     )
     backoff_base_s: float = Field(
         default=1.0, description="First retry wait (doubles each time, with jitter)."
@@ -130,7 +132,8 @@ def _failures_markdown(rows: list[dict]) -> str:
     description=(
         "Runs every request of one JSONL input file (the partition) through the `llm` "
         "OpenAI-compatible API: bounded concurrency, client-side requests/tokens per "
-        "minute limits, retries with backoff for 429/5xx/timeouts. One row per input "
+        "minute limits, retries with backoff for 429/5xx/timeouts and unusable answers "
+        "(malformed or truncated JSON, a wrong shape). One row per input "
         "line, in input order: the output or the error, tokens, latency and attempts. "
         "Resumable: a rerun sends only the items without a successful result."
     ),
