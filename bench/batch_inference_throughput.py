@@ -8,12 +8,20 @@
    exact Retry-After beyond it, as a provider does) and the engine is configured
    with the same limit. Achieved rate is measured on the server's arrival log.
    Target: achieved >= 0.95 of the limit, with every 429 recovered (no failed item).
+3. Faults: the server answers about a third of requests badly, in every way
+   (malformed, truncated and wrong-shape JSON with status 200, HTML pages, 429
+   with Retry-After, 5xx, hangs past the timeout, cut connections), the same
+   faults for both clients: the engine, and a bare ``asyncio.gather`` relying on
+   the openai SDK's own retries (``max_retries``). Target for the engine: every
+   item ok or failed with a reason, nothing sent again after a success; the SDK
+   row shows what its retry machinery leaves (it does not retry a 200 it cannot
+   use, and its retries would bypass the engine's rate limiter).
 
 The server is the test double in genai_assets_tests/batch_inference (a real HTTP
 server on 127.0.0.1 with a fixed service time) in its own process, so the
 figures measure the client side, not a model. Run from the repository root:
 
-    PYTHONPATH=. python bench/batch_inference_throughput.py [--quick]
+    PYTHONPATH=. python bench/batch_inference_throughput.py [--quick] [--sections faults]
 """
 
 import argparse
@@ -21,15 +29,22 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from genai_assets.batch_inference.engine import Engine, RetryPolicy
 from genai_assets.batch_inference.items import parse_lines
 from genai_assets.batch_inference.limiter import RateLimiter
 from genai_assets.batch_inference.results import ResultJournal
-from genai_assets_tests.batch_inference.misbehaving_server import ServerProcess
+from genai_assets_tests.batch_inference.misbehaving_server import (
+    ServerProcess,
+    misbehave_on_a_third,
+)
+
+FAULT_TIMEOUT_S = 2.0
 
 
 def make_items(count: int, tag: str):
@@ -40,8 +55,15 @@ def make_items(count: int, tag: str):
     return parse_lines(lines)
 
 
-def client_for(server: ServerProcess) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=server.base_url, api_key="bench", max_retries=0)
+def client_for(
+    server: ServerProcess, max_retries: int = 0, timeout_s: float | None = None
+) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=server.base_url,
+        api_key="bench",
+        max_retries=max_retries,
+        **({"timeout": timeout_s} if timeout_s else {}),
+    )
 
 
 async def bare_gather(server, items, concurrency: int) -> float:
@@ -59,8 +81,10 @@ async def bare_gather(server, items, concurrency: int) -> float:
         return time.monotonic() - started
 
 
-async def engine_run(server, items, concurrency: int, work: Path, limiter=None) -> Engine:
-    async with client_for(server) as client:
+async def engine_run(
+    server, items, concurrency: int, work: Path, limiter=None, timeout_s: float | None = None
+) -> Engine:
+    async with client_for(server, timeout_s=timeout_s) as client:
         with ResultJournal(work / "progress.jsonl") as journal:
             engine = Engine(
                 client=client,
@@ -157,6 +181,88 @@ def rate_limit(args, work: Path) -> bool:
     return ok
 
 
+async def sdk_retries_gather(server, items, concurrency: int, max_retries: int) -> Counter:
+    """Outcomes of a bare gather that relies on the SDK's retries: "ok" or why not."""
+    async with client_for(server, max_retries, FAULT_TIMEOUT_S) as client:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(item) -> str:
+            async with semaphore:
+                try:
+                    response = await client.chat.completions.create(
+                        model="bench", messages=list(item.messages), max_tokens=16
+                    )
+                except Exception as error:  # counted by type: what the SDK let through
+                    return type(error).__name__
+            if not isinstance(response, ChatCompletion):
+                return "not a ChatCompletion (returned)"
+            choices = getattr(response, "choices", None)
+            if not choices or getattr(choices[0], "message", None) is None:
+                return "no choices[0].message (returned)"
+            return "ok"
+
+        return Counter(await asyncio.gather(*(one(item) for item in items)))
+
+
+def faults(args, work: Path) -> bool:
+    count, attempts = args.fault_items, 6
+    print(
+        f"\n## Faults: {count} prompts, about a third of requests answered badly, "
+        f"concurrency {args.concurrency}, {attempts} attempts per item, "
+        f"timeout {FAULT_TIMEOUT_S:.0f} s"
+    )
+    print(
+        "| client | requests | faults | items ok | items failed | failed by reason "
+        "| sent again after success | wall s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    options = {"plan": misbehave_on_a_third, "retry_after_ms": 30, "hang_s": 5.0}
+    items = make_items(count, "f")
+    ok = True
+    for client in ("engine", "sdk"):
+        with ServerProcess(**options) as server:
+            started = time.monotonic()
+            if client == "engine":
+                asyncio.run(
+                    engine_run(
+                        server, items, args.concurrency, work / "faults", None, FAULT_TIMEOUT_S
+                    )
+                )
+                records = ResultJournal(work / "faults" / "progress.jsonl").load().values()
+                outcomes = Counter(
+                    "ok" if record["status"] == "ok" else record["error_type"] for record in records
+                )
+                ok = len(records) == count and all(
+                    record["status"] == "ok" or record["error"] for record in records
+                )
+                label = "batch engine"
+            else:
+                outcomes = asyncio.run(
+                    sdk_retries_gather(server, items, args.concurrency, attempts - 1)
+                )
+                label = f"gather, SDK max_retries={attempts - 1}"
+            wall = time.monotonic() - started
+        arrivals = server.arrivals
+        oks = Counter(arrival.item for arrival in arrivals if arrival.action == "ok")
+        again = sum(1 for arrival_count in oks.values() if arrival_count > 1)
+        ok = ok and (client != "engine" or again == 0)
+        failed = {reason: n for reason, n in sorted(outcomes.items()) if reason != "ok"}
+        reasons = ", ".join(f"{reason} {n}" for reason, n in failed.items()) or "-"
+        print(
+            f"| {label} | {len(arrivals)} | "
+            f"{sum(1 for arrival in arrivals if arrival.action != 'ok')} | {outcomes['ok']} "
+            f"| {sum(failed.values())} | {reasons} | {again} | {wall:.1f} |"
+        )
+    print(
+        "\nengine: every item ok or failed with a reason, none sent again after success: "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
+    return ok
+
+
+SECTIONS = {"throughput": throughput, "rate": rate_limit, "faults": faults}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=800)
@@ -166,12 +272,14 @@ def main() -> int:
     parser.add_argument("--rate-limit", type=int, default=100, help="requests per window")
     parser.add_argument("--rate-window-s", type=float, default=5.0)
     parser.add_argument("--rate-windows", type=float, default=6.0, help="run length in windows")
+    parser.add_argument("--fault-items", type=int, default=300, help="prompts of the fault run")
+    parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="a shorter run")
     args = parser.parse_args()
     if args.quick:
         args.items, args.repeats, args.rate_windows = 320, 3, 3.0
     with tempfile.TemporaryDirectory() as folder:
-        results = [throughput(args, Path(folder)), rate_limit(args, Path(folder))]
+        results = [SECTIONS[name](args, Path(folder)) for name in args.sections]
     return 0 if all(results) else 1
 
 

@@ -17,6 +17,7 @@ import asyncio
 import json
 import math
 import multiprocessing
+import random
 import threading
 import time
 from collections import Counter, deque
@@ -53,6 +54,19 @@ BAD_BODIES = {
     "wrongshape": b'{"object": "chat.completion", "choices": [{"index": 0, "text": "hi"}]}',
     "nochoices": b'{"id": "chatcmpl-empty", "object": "chat.completion", "choices": []}',
 }
+
+# Every way an answer can be unusable or fail: the bodies above, a proxy's page (200 and
+# 502), 429 with Retry-After, 5xx, a request that hangs past the client's timeout, a
+# connection closed before the answer or half way through its body.
+FAULTS = (*BAD_BODIES, "html", "429", "500", "503", "502html", "timeout", "drop", "cut")
+
+
+def misbehave_on_a_third(item: str, attempt: int) -> str:
+    """A plan: about one request in three gets a fault from ``FAULTS``, drawn per (item,
+    attempt) from a fixed seed, so a run is reproducible and every attempt is a new draw.
+    """
+    rng = random.Random(f"{item}/{attempt}")
+    return rng.choice(FAULTS) if rng.random() < 1 / 3 else "ok"
 
 
 @dataclass(frozen=True)
@@ -279,8 +293,9 @@ def _serve(connection, options: dict) -> None:
 class ServerProcess:
     """The test double in a child process, so it does not share the client's GIL.
 
-    Takes the server's options except ``plan`` (which would have to be pickled);
-    ``arrivals`` is filled when the block ends. Arrival times are
+    Takes the server's options; a ``plan`` must be a module-level function (it is
+    pickled by name), e.g. :func:`misbehave_on_a_third`. ``arrivals`` is filled
+    when the block ends. Arrival times are
     ``time.monotonic()`` in the child: on Linux the same clock as the parent's.
     """
 

@@ -6,7 +6,6 @@ The server is the test double in misbehaving_server.py (a real HTTP server on
 
 import asyncio
 import json
-import random
 import time
 from collections import Counter
 
@@ -19,8 +18,10 @@ from genai_assets.batch_inference.results import ResultJournal
 from genai_assets.batch_inference.runner import BatchSettings, run_batch_file, send_items
 from genai_assets_tests.batch_inference.misbehaving_server import (
     BAD_BODIES,
+    FAULTS,
     MisbehavingOpenAIServer,
     client_factory,
+    misbehave_on_a_third,
     write_prompts,
 )
 
@@ -133,10 +134,6 @@ def test_a_bug_outside_the_responses_stops_the_batch_with_its_own_error(tmp_path
         asyncio.run(run(server))
 
 
-# Every way an answer can be unusable or fail: bodies a 200 carries, a proxy's page,
-# 429 with Retry-After, 5xx, a request that hangs past the timeout, a connection
-# closed before the answer or half way through its body.
-FAULTS = (*BAD_BODIES, "html", "429", "500", "503", "502html", "timeout", "drop", "cut")
 NEVER_USABLE = {"item-050": "badjson", "item-150": "truncated", "item-250": "wrongshape"}
 REASONS = {
     "badjson": "the body is not valid JSON",
@@ -146,11 +143,8 @@ REASONS = {
 
 
 def a_third_misbehave(item: str, attempt: int) -> str:
-    """About one request in three gets a fault, drawn per (item, attempt) from a fixed seed."""
-    if item in NEVER_USABLE:
-        return NEVER_USABLE[item]
-    rng = random.Random(f"{item}/{attempt}")
-    return rng.choice(FAULTS) if rng.random() < 1 / 3 else "ok"
+    """About a third of requests get a fault; three items never get a usable answer."""
+    return NEVER_USABLE.get(item) or misbehave_on_a_third(item, attempt)
 
 
 def test_300_prompts_against_a_server_that_misbehaves_on_a_third_of_requests(tmp_path):
