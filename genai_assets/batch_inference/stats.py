@@ -31,7 +31,8 @@ def summarize(
     """Figures for the materialization: whole-partition totals plus this run's throughput.
 
     Tokens and cost cover every successful row of the partition (earlier runs
-    included); throughput and latency cover the requests this run sent.
+    included); throughput and latency cover the requests this run sent, so they
+    are ``None`` for a run that sent nothing (a rate of 0 would read as a stall).
     ``estimated_cost_usd`` is ``None`` when the model has no price.
     """
     ok_rows = [row for row in rows if row["status"] == STATUS_OK]
@@ -50,8 +51,8 @@ def summarize(
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "estimated_cost_usd": price.cost(input_tokens, output_tokens) if price else None,
-        "wall_s": round(wall_s, 3),
-        "requests_per_s": round(sent_this_run / wall_s, 3) if wall_s > 0 else None,
+        "wall_s": round(wall_s, 3) if sent_this_run else None,
+        "requests_per_s": round(sent_this_run / wall_s, 3) if sent_this_run and wall_s else None,
         "latency_p50_s": percentile(latencies_this_run_s, 0.5),
         "latency_p95_s": percentile(latencies_this_run_s, 0.95),
     }

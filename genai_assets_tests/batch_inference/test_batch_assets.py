@@ -2,6 +2,7 @@
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -77,7 +78,23 @@ def test_partition_materializes_every_item_then_resumes(tmp_path):
         assert metadata["estimated_cost_usd"].value == pytest.approx(expected_cost)
         assert metadata["latency_p95_s"].value >= metadata["latency_p50_s"].value > 0
         assert metadata["requests_per_s"].value > 0
-        assert "| 13 | bad | malformed_input | 0 |" in metadata["failures"].value
+        failures = metadata["failures"].value
+        assert [column.name for column in failures.schema.columns] == [
+            "line",
+            "id",
+            "error_type",
+            "attempts",
+            "error",
+        ]
+        assert [record.data["line"] for record in failures.records] == [5, 13]
+        assert failures.records[1].data == {
+            "line": 13,
+            "id": "bad",
+            "error_type": "malformed_input",
+            "attempts": 0,
+            "error": rows[12]["error"],
+        }
+        assert "this_run" not in metadata
         work = work_dir_for("night.jsonl")
         # instance_for_test points DAGSTER_HOME at its own temporary folder.
         assert work == settings.storage_root() / "batch_inference" / "night.jsonl"
@@ -96,6 +113,18 @@ def test_partition_materializes_every_item_then_resumes(tmp_path):
         assert rerun_metadata["items_resumed"].value == 11
         assert rerun_metadata["items_ok"].value == 12
         assert rerun.get_asset_check_evaluations()[0].passed is False  # the malformed line
+
+        # Nothing left to send: said in words, with no rate, latency or wall time plotted.
+        server.reset_log()
+        idle = materialize(instance, "night.jsonl", llm, prompts)
+        assert server.items_sent() == Counter()
+        idle_metadata = idle.get_asset_materialization_events()[0].materialization.metadata
+        assert idle_metadata["items_sent_this_run"].value == 0
+        assert idle_metadata["this_run"].value == (
+            "nothing to send: every valid item already succeeded for the same request"
+        )
+        for name in ("requests_per_s", "latency_p50_s", "latency_p95_s", "wall_s"):
+            assert name not in idle_metadata, name
 
 
 def test_unknown_model_price_is_reported_not_zero(tmp_path):

@@ -98,26 +98,41 @@ def _price(config: BatchInferenceConfig, model: str) -> ModelPrice | None:
     return price_for(model, load_price_table(path))
 
 
-def _failures_markdown(rows: list[dict]) -> str:
-    failed = [row for row in rows if row["status"] != "ok"]
-    if not failed:
-        return "No failed items."
-    lines = ["| line | id | type | attempts | error |", "|---|---|---|---|---|"]
-    for row in failed[:FAILURES_SHOWN]:
-        error = str(row["error"]).replace("|", "\\|").replace("\n", " ")[:200]
-        lines.append(
-            f"| {row['line']} | {row['id'] or ''} | {row['error_type']} | {row['attempts']} "
-            f"| {error} |"
-        )
-    if len(failed) > FAILURES_SHOWN:
-        lines.append(f"\n{len(failed) - FAILURES_SHOWN} more in the results file.")
-    return "\n".join(lines)
+FAILURES_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("line", "int", description="Line of the input file"),
+        dg.TableColumn("id", "string"),
+        dg.TableColumn("error_type", "string"),
+        dg.TableColumn("attempts", "int"),
+        dg.TableColumn("error", "string", description="The last reason, shortened"),
+    ]
+)
+
+
+def _failures_table(failed: list[dict]) -> dg.TableMetadataValue:
+    """The first ``FAILURES_SHOWN`` failed rows; the rest are in the results file."""
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord(
+                {
+                    "line": row["line"],
+                    "id": row["id"] or "",
+                    "error_type": row["error_type"],
+                    "attempts": row["attempts"],
+                    "error": str(row["error"])[:200],
+                }
+            )
+            for row in failed[:FAILURES_SHOWN]
+        ],
+        schema=FAILURES_SCHEMA,
+    )
 
 
 @dg.asset(
     partitions_def=batch_prompt_files,
     group_name="batch_inference",
     kinds={"openai", "python"},
+    tags={"stage": "inference"},
     pool="llm_api",
     # Bump when the request built from an input line, or the result row, changes shape.
     code_version="1",
@@ -207,7 +222,20 @@ def batch_inference_results(
     metadata["errors_this_run"] = dg.MetadataValue.json(summary["errors_this_run"])
     metadata["results_path"] = dg.MetadataValue.path(str(report.results_path))
     metadata["progress_path"] = dg.MetadataValue.path(str(report.progress_path))
-    metadata["failures"] = dg.MetadataValue.md(_failures_markdown(report.rows))
+    failed = [row for row in report.rows if row["status"] != "ok"]
+    metadata["failures"] = _failures_table(failed)
+    if len(failed) > FAILURES_SHOWN:
+        metadata["failures_not_shown"] = dg.MetadataValue.text(
+            f"{len(failed) - FAILURES_SHOWN} more failed items in {report.results_path}"
+        )
+    if not summary["items_sent_this_run"]:
+        # An expected outcome, said in words: no rate or latency is plotted for it.
+        metadata["this_run"] = dg.MetadataValue.text(
+            "nothing to send: every valid item already succeeded for the same request"
+            if config.retry_failed_items
+            else "nothing to send: every valid item already has an outcome for the same "
+            "request (retry_failed_items is off)"
+        )
     if report.corrupt_journal_lines:
         metadata["corrupt_journal_lines"] = dg.MetadataValue.int(report.corrupt_journal_lines)
     yield dg.Output(report.rows, metadata=metadata)
