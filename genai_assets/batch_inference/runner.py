@@ -21,7 +21,7 @@ import openai
 from genai_assets.batch_inference.engine import Engine, RetryPolicy
 from genai_assets.batch_inference.items import BatchItem, parse_file
 from genai_assets.batch_inference.limiter import RateLimiter
-from genai_assets.batch_inference.pricing import ModelPrice
+from genai_assets.batch_inference.pricing import Price
 from genai_assets.batch_inference.results import (
     ResultJournal,
     assemble_rows,
@@ -163,7 +163,7 @@ def run_batch_file(
     work_dir: Path,
     client_factory: Callable[[], openai.AsyncOpenAI],
     settings: BatchSettings,
-    price: ModelPrice | None = None,
+    price: Price | None = None,
     log: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> BatchReport:
     """Run (or resume) the batch in ``input_path``, keeping state in ``work_dir``.
@@ -180,7 +180,7 @@ def _run_batch_file(
     work_dir: Path,
     client_factory: Callable[[], openai.AsyncOpenAI],
     settings: BatchSettings,
-    price: ModelPrice | None,
+    price: Price | None,
     log: logging.Logger | logging.LoggerAdapter | None,
 ) -> BatchReport:
     log = log or logging.getLogger(__name__)

@@ -4,7 +4,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from genai_assets.batch_inference.pricing import ModelPrice
+from genai_assets.batch_inference.pricing import Price
 from genai_assets.batch_inference.results import MALFORMED_INPUT, STATUS_OK
 
 
@@ -26,7 +26,7 @@ def summarize(
     errors_this_run: dict[str, int],
     latencies_this_run_s: Sequence[float],
     wall_s: float,
-    price: ModelPrice | None,
+    price: Price | None,
 ) -> dict[str, Any]:
     """Figures for the materialization: whole-partition totals plus this run's throughput.
 
@@ -38,6 +38,13 @@ def summarize(
     ok_rows = [row for row in rows if row["status"] == STATUS_OK]
     input_tokens = sum(row.get("input_tokens") or 0 for row in rows)
     output_tokens = sum(row.get("output_tokens") or 0 for row in rows)
+    cost = None
+    if price is not None:  # request by request: a tiered price depends on each one's size
+        cost = sum(
+            price.cost(row.get("input_tokens") or 0, row.get("output_tokens") or 0)
+            for row in rows
+            if row.get("input_tokens") or row.get("output_tokens")
+        )
     return {
         "items_total": len(rows),
         "items_ok": len(ok_rows),
@@ -50,7 +57,8 @@ def summarize(
         "errors_this_run": dict(sorted(errors_this_run.items())),
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "estimated_cost_usd": price.cost(input_tokens, output_tokens) if price else None,
+        "estimated_cost_usd": cost,
+        "price_source": price.source if price is not None else None,
         "wall_s": round(wall_s, 3) if sent_this_run else None,
         "requests_per_s": round(sent_this_run / wall_s, 3) if sent_this_run and wall_s else None,
         "latency_p50_s": percentile(latencies_this_run_s, 0.5),

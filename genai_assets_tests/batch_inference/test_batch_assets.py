@@ -76,6 +76,8 @@ def test_partition_materializes_every_item_then_resumes(tmp_path):
             metadata["input_tokens"].value * 0.15 + metadata["output_tokens"].value * 0.60
         ) / 1e6
         assert metadata["estimated_cost_usd"].value == pytest.approx(expected_cost)
+        assert metadata["price_source"].value.startswith("genai-prices ")
+        assert metadata["price_source"].value.endswith(": openai gpt-4o-mini")
         assert metadata["latency_p95_s"].value >= metadata["latency_p50_s"].value > 0
         assert metadata["requests_per_s"].value > 0
         failures = metadata["failures"].value

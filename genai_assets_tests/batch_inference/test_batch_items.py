@@ -1,11 +1,16 @@
+import importlib.metadata
 import json
 
 import pytest
 
 from genai_assets.batch_inference.items import parse_file, parse_line, parse_lines
-from genai_assets.batch_inference.pricing import ModelPrice, load_price_table, price_for
-from genai_assets.batch_inference.stats import percentile
-from genai_assets.settings import PACKAGE_DATA
+from genai_assets.batch_inference.pricing import (
+    ModelPrice,
+    load_price_table,
+    maintained_price,
+    resolve_price,
+)
+from genai_assets.batch_inference.stats import percentile, summarize
 
 
 def test_prompt_becomes_one_user_message_with_its_parameters():
@@ -94,15 +99,55 @@ def test_missing_input_file_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize(
     ("model", "expected"),
     [
-        ("gpt-4o-mini", ModelPrice(0.15, 0.60)),
-        ("gpt-4o-mini-2024-07-18", ModelPrice(0.15, 0.60)),
-        ("gpt-4o-2024-08-06", ModelPrice(2.50, 10.00)),
+        ("gpt-4o-mini", ("openai", "gpt-4o-mini", 0.15, 0.60)),
+        ("gpt-4o-mini-2024-07-18", ("openai", "gpt-4o-mini", 0.15, 0.60)),
+        ("gpt-4o-2024-08-06", ("openai", "gpt-4o", 2.50, 10.00)),
+        ("claude-3-5-haiku-latest", ("anthropic", "claude-3-5-haiku-latest", 0.80, 4.00)),
         ("/models/tiny-gpt2", None),
     ],
 )
-def test_shipped_price_table_matches_exact_then_longest_prefix(model, expected):
-    table = load_price_table(PACKAGE_DATA / "llm_prices.json")
-    assert price_for(model, table) == expected
+def test_maintained_table_prices_dated_names_and_other_providers(model, expected):
+    price = maintained_price(model)
+    if expected is None:
+        assert price is None
+        return
+    provider, model_id, input_per_1m, output_per_1m = expected
+    assert (price.provider_id, price.model_id) == (provider, model_id)
+    version = importlib.metadata.version("genai-prices")
+    assert price.source == f"genai-prices {version}: {provider} {model_id}"
+    assert price.cost(1_000_000, 0) == pytest.approx(input_per_1m)
+    assert price.cost(0, 1_000_000) == pytest.approx(output_per_1m)
+
+
+def test_tiered_prices_are_applied_request_by_request():
+    """Gemini 2.5 Pro: input costs twice as much per token above 200k tokens per request."""
+    price = maintained_price("gemini-2.5-pro")
+    assert price is not None
+    rows = [{"status": "ok", "input_tokens": 100_000, "output_tokens": 0}] * 3
+    summary = summarize(
+        rows,
+        sent_this_run=3,
+        attempts_this_run=3,
+        errors_this_run={},
+        latencies_this_run_s=[0.1] * 3,
+        wall_s=1.0,
+        price=price,
+    )
+    # Three requests of 100k tokens, at the lower tier; their 300k total would be upper tier.
+    assert summary["estimated_cost_usd"] == pytest.approx(3 * price.cost(100_000, 0))
+    assert summary["estimated_cost_usd"] == pytest.approx(price.cost(300_000, 0) / 2)
+
+
+def test_own_table_first_then_the_maintained_one_then_none(tmp_path):
+    path = tmp_path / "prices.json"
+    path.write_text('{"models": {"local/": {"input_per_1m": 1, "output_per_1m": 2}}}')
+    own = resolve_price("local/tiny-v2", table_path=path)
+    assert own == ModelPrice(1.0, 2.0, source=f"price table {path}: local/")
+    assert resolve_price("gpt-4o-mini", table_path=path) == maintained_price("gpt-4o-mini")
+    assert resolve_price("/models/tiny-gpt2", table_path=path) is None
+    assert resolve_price("gpt-4o-mini", 3.0, 4.0, path) == ModelPrice(3.0, 4.0)
+    with pytest.raises(ValueError, match="set both the input and the output price"):
+        resolve_price("gpt-4o-mini", input_per_1m=3.0)
 
 
 def test_cost_is_per_million_tokens():

@@ -15,12 +15,11 @@ from pydantic import Field
 
 from genai_assets import settings
 from genai_assets.batch_inference.engine import RetryPolicy
-from genai_assets.batch_inference.pricing import ModelPrice, load_price_table, price_for
+from genai_assets.batch_inference.pricing import Price, resolve_price
 from genai_assets.batch_inference.runner import BatchSettings, run_batch_file
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.prompt_source import PromptSourceResource
 
-DEFAULT_PRICE_TABLE = settings.PACKAGE_DATA / "llm_prices.json"
 FAILURES_SHOWN = 20
 
 batch_prompt_files = dg.DynamicPartitionsDefinition(name="batch_prompt_files")
@@ -71,14 +70,15 @@ class BatchInferenceConfig(dg.Config):
     )
     price_table_path: str | None = Field(
         default=None,
-        description="JSON price table (USD per 1M tokens per model); None uses the shipped "
-        "genai_assets/data/llm_prices.json.",
+        description="Your own JSON price table (USD per 1M tokens per model), consulted "
+        "first; models it lacks, or all when None, are priced from the maintained "
+        "genai-prices table.",
     )
     input_usd_per_1m_tokens: float | None = Field(
-        default=None, description="Input price overriding the table (set both prices)."
+        default=None, description="Input price overriding every table (set both prices)."
     )
     output_usd_per_1m_tokens: float | None = Field(
-        default=None, description="Output price overriding the table (set both prices)."
+        default=None, description="Output price overriding every table (set both prices)."
     )
 
 
@@ -88,14 +88,16 @@ def work_dir_for(partition_key: str) -> Path:
     return settings.storage_root() / "batch_inference" / safe
 
 
-def _price(config: BatchInferenceConfig, model: str) -> ModelPrice | None:
-    overrides = (config.input_usd_per_1m_tokens, config.output_usd_per_1m_tokens)
-    if any(value is not None for value in overrides):
-        if None in overrides:
-            raise dg.Failure("set both input_usd_per_1m_tokens and output_usd_per_1m_tokens")
-        return ModelPrice(*overrides)
-    path = Path(config.price_table_path) if config.price_table_path else DEFAULT_PRICE_TABLE
-    return price_for(model, load_price_table(path))
+def _price(config: BatchInferenceConfig, model: str) -> Price | None:
+    try:
+        return resolve_price(
+            model,
+            config.input_usd_per_1m_tokens,
+            config.output_usd_per_1m_tokens,
+            Path(config.price_table_path) if config.price_table_path else None,
+        )
+    except ValueError as error:  # a bad setting: fail before any request is sent
+        raise dg.Failure(f"batch_inference_results prices: {error}") from error
 
 
 FAILURES_SCHEMA = dg.TableSchema(
@@ -216,6 +218,7 @@ def batch_inference_results(
             metadata[name] = dg.MetadataValue.float(float(summary[name]))
     if summary["estimated_cost_usd"] is not None:
         metadata["estimated_cost_usd"] = dg.MetadataValue.float(summary["estimated_cost_usd"])
+        metadata["price_source"] = dg.MetadataValue.text(summary["price_source"])
     else:
         metadata["estimated_cost_usd"] = dg.MetadataValue.text(f"no price for model {model!r}")
     metadata["model"] = dg.MetadataValue.text(model)
