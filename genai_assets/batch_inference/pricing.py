@@ -75,16 +75,27 @@ class MaintainedPrice:
 
 
 def maintained_price(model: str) -> MaintainedPrice | None:
-    """The ``genai-prices`` entry for ``model`` (any provider), or ``None`` if it has none."""
+    """The ``genai-prices`` entry for ``model``, or ``None`` if it has none.
+
+    A plain name is looked up across providers; a gateway's ``provider/model`` name
+    (``openai/gpt-4o-mini``, as LiteLLM and OpenRouter spell them) with that provider.
+    """
     # Imported here: its table is a 1.6 MB module (half a second), needed only when a
     # batch is priced, not whenever the code location loads.
     from genai_prices import Usage, calc_price
 
-    try:
-        found = calc_price(Usage(input_tokens=0, output_tokens=0), model_ref=model)
-    except LookupError:  # the package's answer for a model it does not know
-        return None
-    return MaintainedPrice(model=model, provider_id=found.provider.id, model_id=found.model.id)
+    provider, _, name = model.rpartition("/")
+    for model_ref, provider_id in ((model, None), (name, provider or None)):
+        try:
+            found = calc_price(
+                Usage(input_tokens=0, output_tokens=0),
+                model_ref=model_ref,
+                provider_id=provider_id,
+            )
+        except LookupError:  # the package's answer for a model or provider it does not know
+            continue
+        return MaintainedPrice(model_ref, provider_id=found.provider.id, model_id=found.model.id)
+    return None
 
 
 def load_price_table(path: Path) -> dict[str, ModelPrice]:

@@ -103,7 +103,10 @@ def test_missing_input_file_is_a_clear_error(tmp_path):
         ("gpt-4o-mini-2024-07-18", ("openai", "gpt-4o-mini", 0.15, 0.60)),
         ("gpt-4o-2024-08-06", ("openai", "gpt-4o", 2.50, 10.00)),
         ("claude-3-5-haiku-latest", ("anthropic", "claude-3-5-haiku-latest", 0.80, 4.00)),
+        ("openai/gpt-4o-mini", ("openai", "gpt-4o-mini", 0.15, 0.60)),
         ("/models/tiny-gpt2", None),
+        ("Qwen/Qwen2.5-7B-Instruct", None),
+        ("", None),
     ],
 )
 def test_maintained_table_prices_dated_names_and_other_providers(model, expected):
