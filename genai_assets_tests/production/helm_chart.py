@@ -193,7 +193,7 @@ def unknown_keys(values: Any, node: dict[str, Any] | None = None, path: str = ""
 
 
 def snake_case(name: str) -> str:
-    """A chart value name as dagster.yaml spells it: ``maxConcurrentRuns``, ``max_concurrent_runs``."""
+    """A chart value name as dagster.yaml spells it (maxConcurrentRuns: max_concurrent_runs)."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 

@@ -2,7 +2,9 @@
 
 Built offline with dagster-k8s's own constructor (construct_dagster_k8s_job):
 the Job of a GPU step from its op tags, and a run's Job from the Helm values'
-K8sRunLauncher settings. Validated with genai_assets_tests.k8s_validation.
+K8sRunLauncher settings merged (by dagster-k8s's K8sContainerContext) with the
+container context the chart gives the code location's runs. Validated with
+genai_assets_tests.k8s_validation.
 """
 
 import json
