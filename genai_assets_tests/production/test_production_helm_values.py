@@ -386,3 +386,18 @@ def test_the_volume_claims_are_shipped_and_valid(values) -> None:
         assert manifest["spec"]["accessModes"] == ["ReadWriteMany"]  # pods on several nodes
     shipped = {manifest["metadata"]["name"] for manifest in manifests}
     assert set(_mounts(helm_chart.user_deployment(values)).values()) == shipped
+
+
+def test_the_postgres_instance_config_has_the_helm_rules(values, tmp_path, monkeypatch) -> None:
+    # deploy/dagster.postgres.yaml: the instance of a shared server outside Kubernetes.
+    for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD"):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("DAGSTER_PG_DB", "dagster")
+    shared = yaml.safe_load(
+        (settings.PROJECT_ROOT / "deploy" / "dagster.postgres.yaml").read_text()
+    )
+    loaded = _load_instance_config(tmp_path, shared)
+    helm = helm_chart.instance_config(values)
+    assert loaded["concurrency"] == helm["concurrency"]
+    for key in ("enabled", "poll_interval_seconds", "free_slots_after_run_end_seconds"):
+        assert loaded["run_monitoring"][key] == helm["run_monitoring"][key]
