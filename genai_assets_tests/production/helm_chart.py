@@ -87,6 +87,18 @@ CONCURRENCY_DEFINITIONS: dict[str, Any] = {
 }
 
 
+# The runMonitoring keys the chart's configmap-instance.yaml writes into dagster.yaml
+# (the schema leaves runMonitoring free-form: any other key is silently dropped).
+RUN_MONITORING_KEYS = (
+    "enabled",
+    "startTimeoutSeconds",
+    "cancelTimeoutSeconds",
+    "maxResumeRunAttempts",
+    "pollIntervalSeconds",
+    "freeSlotsAfterRunEndSeconds",
+)
+
+
 def load_values() -> dict[str, Any]:
     """helm/values.yaml as Helm reads it."""
     return yaml.safe_load(VALUES_PATH.read_text())
@@ -209,7 +221,8 @@ def instance_config(values: dict[str, Any]) -> dict[str, Any]:
 
     Raises:
         ValueError: where the chart itself refuses to render (limits set both in
-            ``concurrency`` and in the run queue's config).
+            ``concurrency`` and in the run queue's config), or would drop a
+            runMonitoring key it does not render.
     """
     config: dict[str, Any] = {}
     concurrency = values.get("concurrency", {})
@@ -235,6 +248,12 @@ def instance_config(values: dict[str, Any]) -> dict[str, Any]:
     daemon = values.get("dagsterDaemon", {})
     monitoring = daemon.get("runMonitoring", {})
     if daemon.get("enabled") and monitoring.get("enabled"):
+        ignored = sorted(set(monitoring) - set(RUN_MONITORING_KEYS))
+        if ignored:
+            raise ValueError(
+                f"dagsterDaemon.runMonitoring.{ignored[0]} is not rendered by the chart"
+                f" (it renders {', '.join(RUN_MONITORING_KEYS)})"
+            )
         config["run_monitoring"] = _snake_keys(monitoring)
     return config
 

@@ -177,6 +177,13 @@ def test_limits_in_both_places_are_refused_as_the_chart_does(values) -> None:
         helm_chart.instance_config(both)
 
 
+def test_a_run_monitoring_key_the_chart_drops_is_an_error(values) -> None:
+    dropped = _with(values, ("dagsterDaemon", "runMonitoring", "maxRuntimeSeconds"), 7200)
+    assert helm_chart.schema_errors(dropped) == []  # the schema leaves runMonitoring free-form
+    with pytest.raises(ValueError, match="maxRuntimeSeconds is not rendered"):
+        helm_chart.instance_config(dropped)
+
+
 def test_run_monitoring_fails_dead_runs_and_frees_their_slots_within_a_minute(values) -> None:
     monitoring = helm_chart.instance_config(values)["run_monitoring"]
     assert monitoring["max_resume_run_attempts"] == 0
