@@ -13,6 +13,7 @@
 
 import ast
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -372,6 +373,22 @@ def test_training_pod_mounts_the_code_locations_artifact_volume(values, monkeypa
     assert mount["mountPath"] == env["FINE_TUNING_ROOT"]
     assert mounts[mount["mountPath"]] == volume["persistentVolumeClaim"]["claimName"]
     assert env["GENAI_ASSETS_TRAINING_DATA_DIR"].startswith(env["FINE_TUNING_ROOT"] + "/")
+    # On the GPU nodes the values name, like every GPU pod of the deployment.
+    assert pod["nodeSelector"] == json.loads(env["GENAI_ASSETS_GPU_NODE_SELECTOR"])
+    assert pod["tolerations"] == json.loads(env["GENAI_ASSETS_GPU_TOLERATIONS"])
+
+
+def test_training_pod_follows_the_deployments_gpu_nodes(values, monkeypatch) -> None:
+    for name, value in helm_chart.deployment_env(values).items():
+        monkeypatch.setenv(name, value)
+    # A cluster whose GPU nodes carry other labels and taints than the defaults.
+    selector = {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    tolerations = [{"key": "gpu-pool", "operator": "Equal", "value": "l4", "effect": "NoSchedule"}]
+    monkeypatch.setenv("GENAI_ASSETS_GPU_NODE_SELECTOR", json.dumps(selector))
+    monkeypatch.setenv("GENAI_ASSETS_GPU_TOLERATIONS", json.dumps(tolerations))
+    pod = build_resources("production")["training_runner"].base_pod_spec()
+    assert pod["nodeSelector"] == selector
+    assert pod["tolerations"] == tolerations
 
 
 def test_batch_inference_journal_is_on_a_volume(values, monkeypatch) -> None:
