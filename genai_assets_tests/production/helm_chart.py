@@ -7,7 +7,7 @@ tests check the values the way the chart would:
   ``values.schema.json``, unchanged: the newest copy of
   ``helm/dagster/values.schema.json`` in the dagster-io/dagster repository that
   the project's search index stores (commit bdb8547fab49). It predates the
-  chart's top-level ``concurrency`` section (added in 1.10 and rendered by the
+  chart's top-level ``concurrency`` section (added later; rendered by the
   1.13 chart), which :data:`CONCURRENCY_DEFINITIONS` encodes from the chart's
   pydantic model ``helm/dagster/schema/schema/charts/dagster/subschema/concurrency.py``.
   Its Kubernetes ``$ref``s point at kubernetesjsonschema.dev; they resolve to the
