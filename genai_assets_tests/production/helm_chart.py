@@ -4,9 +4,9 @@
 tests check the values the way the chart would:
 
 * **Schema.** ``helm/chart-values.schema.json`` is the chart's own
-  ``values.schema.json``, unchanged: the newest copy of
-  ``helm/dagster/values.schema.json`` in the dagster-io/dagster repository that
-  the project's search index stores (commit bdb8547fab49). It predates the
+  ``values.schema.json``, unchanged: ``helm/dagster/values.schema.json`` of the
+  dagster-io/dagster repository at commit bdb8547fab49, the newest copy that
+  could be read when it was added (no network here). It predates the
   chart's top-level ``concurrency`` section (added later; rendered by the
   1.13 chart), which :data:`CONCURRENCY_DEFINITIONS` encodes from the chart's
   pydantic model ``helm/dagster/schema/schema/charts/dagster/subschema/concurrency.py``.
