@@ -12,7 +12,7 @@ import os
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from genai_assets import settings
+from genai_assets import deployment, settings
 from genai_assets.io_managers import LocalFormatIOManager, S3FormatIOManager
 from genai_assets.resources.document_store import LocalDocumentStore, S3DocumentStore
 from genai_assets.resources.documents import DocumentSourcesResource
@@ -131,6 +131,9 @@ def build_resources(environment: str) -> dict[str, object]:
             namespace=dg.EnvVar("TRAINING_NAMESPACE").get_value() or "default",
             artifact_volume_claim=dg.EnvVar("TRAINING_ARTIFACT_PVC").get_value() or None,
             artifact_mount_path=dg.EnvVar("FINE_TUNING_ROOT").get_value() or None,
+            # The same GPU nodes as every other GPU pod of the deployment.
+            node_selector=deployment.gpu_node_selector(),
+            tolerations=deployment.gpu_tolerations(),
         )
     else:
         resources["training_runner"] = TrainingRunnerResource()

@@ -1,9 +1,10 @@
 """The code server starts with the Helm values' `dagster api grpc` arguments and env.
 
 Runs the real `dagster api grpc` with the user deployment's arguments (the
-working directory mapped from the image's /opt/dagster/app to this checkout)
-and its environment (GENAI_ASSETS_ENV=production, the bucket, ...), then asks
-it over gRPC for the code location's assets.
+module `genai_assets.definitions`, importable here through PYTHONPATH as it is
+in the image through the installed package) and its environment
+(GENAI_ASSETS_ENV=production, the bucket, ...), then asks it over gRPC for the
+code location's assets.
 """
 
 import os
@@ -15,10 +16,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 from dagster._grpc.client import DagsterGrpcClient
 
 from genai_assets import settings
+from genai_assets_tests.production import helm_chart
 
 DAGSTER = Path(sys.executable).parent / "dagster"
 
@@ -30,16 +31,11 @@ def _free_port() -> int:
 
 
 def _deployment() -> dict:
-    values = yaml.safe_load((settings.PROJECT_ROOT / "helm" / "values.yaml").read_text())
-    (deployment,) = values["dagster-user-deployments"]["deployments"]
-    return deployment
+    return helm_chart.user_deployment(helm_chart.load_values())
 
 
 def _start(env: dict[str, str], port: int) -> subprocess.Popen:
-    args = [
-        str(settings.PROJECT_ROOT) if arg == "/opt/dagster/app" else arg
-        for arg in _deployment()["dagsterApiGrpcArgs"]
-    ]
+    args = _deployment()["dagsterApiGrpcArgs"]
     return subprocess.Popen(
         [str(DAGSTER), "api", "grpc", "--host", "127.0.0.1", "--port", str(port), *args],
         env=env,

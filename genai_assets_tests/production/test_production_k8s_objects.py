@@ -2,7 +2,9 @@
 
 Built offline with dagster-k8s's own constructor (construct_dagster_k8s_job):
 the Job of a GPU step from its op tags, and a run's Job from the Helm values'
-K8sRunLauncher settings. Validated with genai_assets_tests.k8s_validation.
+K8sRunLauncher settings merged (by dagster-k8s's K8sContainerContext) with the
+container context the chart gives the code location's runs. Validated with
+genai_assets_tests.k8s_validation.
 """
 
 import json
@@ -11,7 +13,7 @@ from typing import Any
 import dagster as dg
 import kubernetes
 import pytest
-import yaml
+from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import (
     DagsterK8sJobConfig,
     UserDefinedDagsterK8sConfig,
@@ -19,16 +21,17 @@ from dagster_k8s.job import (
     get_user_defined_k8s_config,
 )
 
-from genai_assets import deployment, settings
+from genai_assets import deployment
 from genai_assets.definitions import defs as load_definitions
 from genai_assets_tests.k8s_validation import (
     from_dagster_k8s_dict,
     validate_k8s_fragment,
     validate_k8s_object,
 )
+from genai_assets_tests.production import helm_chart
 
-VALUES = yaml.safe_load((settings.PROJECT_ROOT / "helm" / "values.yaml").read_text())
-(USER_DEPLOYMENT,) = VALUES["dagster-user-deployments"]["deployments"]
+VALUES = helm_chart.load_values()
+USER_DEPLOYMENT = helm_chart.user_deployment(VALUES)
 SECRETS = [ref["name"] for ref in USER_DEPLOYMENT["envSecrets"]]
 IMAGE = f"{USER_DEPLOYMENT['image']['repository']}:{USER_DEPLOYMENT['image']['tag']}"
 
@@ -37,7 +40,7 @@ def _job_config(image: str) -> DagsterK8sJobConfig:
     launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
     return DagsterK8sJobConfig(
         job_image=image,
-        dagster_home="/opt/dagster/dagster_home",
+        dagster_home=VALUES["global"]["dagsterHome"],
         image_pull_policy=launcher["imagePullPolicy"],
         service_account_name="dagster",
         instance_config_map="dagster-instance",
@@ -121,21 +124,77 @@ def test_gpu_step_job_from_op_tags_validates(helm_gpu_env) -> None:
     assert all("valueFrom" in env or "value" in env for env in container.get("env", []))
 
 
-def test_run_job_from_helm_run_launcher_settings_validates() -> None:
-    run_k8s = VALUES["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
-    user_defined = UserDefinedDagsterK8sConfig(
-        container_config=run_k8s["containerConfig"], job_spec_config=run_k8s["jobSpecConfig"]
+def _run_job() -> Any:
+    """The Job of a run, built as the K8sRunLauncher builds it from the Helm values.
+
+    The run launcher's own settings, merged with the container context the chart
+    gives runs of the code location (includeConfigInLaunchedRuns), by dagster-k8s.
+    """
+    launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
+    run_k8s = launcher.get("runK8sConfig", {})
+    launcher_context = K8sContainerContext(
+        image_pull_policy=launcher["imagePullPolicy"],
+        env_config_maps=launcher["envConfigMaps"],
+        env_secrets=launcher["envSecrets"],
+        env_vars=launcher["envVars"],
+        volume_mounts=launcher["volumeMounts"],
+        volumes=launcher["volumes"],
+        resources=launcher.get("resources"),
+        run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(
+            {helm_chart.snake_case(key): value for key, value in run_k8s.items()}
+        ),
     )
-    job = construct_dagster_k8s_job(
-        job_config=_job_config(IMAGE),
+    code_location = K8sContainerContext.create_from_config(
+        helm_chart.code_location_container_context(VALUES)
+    )
+    context = launcher_context.merge(code_location)
+    return construct_dagster_k8s_job(
+        job_config=DagsterK8sJobConfig(
+            job_image=IMAGE,
+            dagster_home=VALUES["global"]["dagsterHome"],
+            instance_config_map="dagster-instance",
+            postgres_password_secret=VALUES["global"]["postgresqlSecretName"],
+        ),
         args=["dagster", "api", "execute_run", '{"run_id": "sample"}'],
         job_name="dagster-run-5b7e1d",
         component="run_worker",
-        user_defined_k8s_config=user_defined,
+        user_defined_k8s_config=context.run_k8s_config,
     )
-    data = validate_k8s_object(job)
+
+
+def test_run_job_from_helm_values_validates() -> None:
+    data = validate_k8s_object(_run_job())
     assert data["spec"]["ttlSecondsAfterFinished"] == 86400
-    validate_k8s_fragment(job.spec.template.spec, "io.k8s.api.core.v1.PodSpec")
+    pod = data["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # The run pod is sized by the code location's resources: through the container
+    # context they win over anything the run launcher sets.
+    assert container["resources"] == USER_DEPLOYMENT["resources"]
+    # The fine-tuning volume and the batch inference journal are mounted in the run pod.
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    for mount in USER_DEPLOYMENT["volumeMounts"]:
+        assert mounts[mount["mountPath"]] == mount["name"]
+    claims = {
+        volume["name"]: volume["persistentVolumeClaim"]["claimName"]
+        for volume in pod["volumes"]
+        if "persistentVolumeClaim" in volume
+    }
+    assert claims == {
+        volume["name"]: volume["persistentVolumeClaim"]["claimName"]
+        for volume in USER_DEPLOYMENT["volumes"]
+    }
+    assert pod["securityContext"]["fsGroup"] == 10001  # the image's uid writes the volumes
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["FINE_TUNING_ROOT"] == "/mnt/fine-tuning"
+    assert {ref["secretRef"]["name"] for ref in container["envFrom"] if "secretRef" in ref} == set(
+        SECRETS
+    )
+
+
+def test_run_launcher_sets_no_resources_that_would_be_overridden() -> None:
+    launcher = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
+    assert "resources" not in launcher
+    assert "containerConfig" not in launcher.get("runK8sConfig", {})
 
 
 def test_validation_catches_a_broken_object(helm_gpu_env) -> None:
