@@ -427,6 +427,36 @@ def split_overlap(train: list[dict], held_out: list[dict]) -> list[str]:
     return sorted(found)
 
 
+def exclude_overlap(dataset: ValidatedDataset, reserved: set[str], label: str) -> int:
+    """Quarantine the records that repeat a question or answer in ``reserved``.
+
+    ``reserved`` holds the :func:`turn_keys` of the fixed evaluation set: a
+    training record that repeats one of them would let the gate reward
+    memorisation. Returns how many records were moved to the quarantine.
+    """
+    moved = 0
+    for split in (dataset.train, dataset.eval):
+        kept = []
+        for record in split:
+            shared = turn_keys(record["messages"]) & reserved
+            if shared:
+                role, _, text = min(shared).partition(":")
+                dataset.quarantined.append(
+                    QuarantinedRecord(
+                        record["source"],
+                        record["line"],
+                        f"eval set overlap: repeats a {'question' if role == 'user' else 'answer'}"
+                        f" of the fixed evaluation set {label} ({text[:60]!r})",
+                        json.dumps({"messages": record["messages"]}, ensure_ascii=False),
+                    )
+                )
+                moved += 1
+            else:
+                kept.append(record)
+        split[:] = kept
+    return moved
+
+
 def token_stats(records: list[dict]) -> dict[str, float]:
     """Count, total, min, mean, median, p95 and max of ``n_tokens``."""
     counts = sorted(record["n_tokens"] for record in records)

@@ -37,6 +37,10 @@ class EvalSet:
         """``name vN (sha256 prefix)``, as shown in reports."""
         return f"{self.name} v{self.version} ({self.sha256[:12]})"
 
+    def reserved_turns(self) -> set[str]:
+        """Its questions and answers, normalised: what no training record may repeat."""
+        return set().union(*(ds.turn_keys(record["messages"]) for record in self.records))
+
     def identity(self) -> dict[str, object]:
         """What the eval report records about the set."""
         return {

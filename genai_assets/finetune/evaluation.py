@@ -196,11 +196,20 @@ def _fmt(value: float | None) -> str:
     return "not finite" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
-def render_report(results: dict[str, dict[str, Any]], gate: dict[str, Any] | None) -> str:
-    """A markdown report: a metrics table (one column per model), the gate, sample answers."""
+def render_report(
+    results: dict[str, dict[str, Any]],
+    gate: dict[str, Any] | None,
+    title: str = "",
+    heading: str = "#",
+) -> str:
+    """A markdown report: a metrics table (one column per model), the gate, sample answers.
+
+    ``title`` names what the models were scored on; ``heading`` is the level of
+    the report's heading (``##`` for a section of a longer report).
+    """
     names = list(results)
     lines = [
-        "# Fine-tuning evaluation report",
+        f"{heading} Fine-tuning evaluation" + (f": {title}" if title else " report"),
         "",
         "| metric | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -213,11 +222,11 @@ def render_report(results: dict[str, dict[str, Any]], gate: dict[str, Any] | Non
         lines.append(f"| {label} | " + " | ".join(_fmt(results[n][metric]) for n in names) + " |")
     lines.append("| model | " + " | ".join(f"`{results[n]['model']}`" for n in names) + " |")
     if gate is not None:
-        lines += ["", f"## Gate: {'PASSED' if gate['passed'] else 'FAILED'}", ""]
+        lines += ["", f"{heading}# Gate: {'PASSED' if gate['passed'] else 'REFUSED'}", ""]
         lines += [f"- {reason}" for reason in gate["reasons"]]
     candidate = results.get("candidate")
     if candidate and candidate.get("samples"):
-        lines += ["", "## Sample answers (candidate)", ""]
+        lines += ["", f"{heading}# Sample answers (candidate)", ""]
         for sample in candidate["samples"]:
             lines += [
                 f"- **prompt:** {sample['prompt']}",
