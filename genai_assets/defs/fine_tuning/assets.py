@@ -147,7 +147,7 @@ def _source_lines(source: str, s3: S3Resource):
 
 
 @dg.asset(
-    code_version="1",  # bump when what the asset computes changes
+    code_version="2",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"json"},
     description="Validated chat conversations split into train and eval by group (records "
@@ -275,7 +275,7 @@ def _loss_table(history: list[dict], rows: int = 25) -> str:
 
 
 @dg.asset(
-    code_version="1",  # bump when what the asset computes changes
+    code_version="2",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"pytorch", "huggingface"},
     pool="gpu_training",
@@ -346,6 +346,7 @@ def fine_tuned_model(
     metadata = {
         **pipes_metadata,
         "trained": dg.MetadataValue.bool(True),
+        "model_dir": dg.MetadataValue.path(str(output)),  # where the next run looks for it
         "training_fingerprint": fingerprint,
         "weights_sha256": manifest["weights_sha256"],
         "base_model": name_or_path,
