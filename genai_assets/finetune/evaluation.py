@@ -10,6 +10,7 @@ A model is a Hugging Face id or folder, or a LoRA adapter folder (its
 ``adapter_config.json`` names the base model, which is loaded first).
 """
 
+import hashlib
 import json
 import math
 import time
@@ -190,6 +191,21 @@ def evaluate_model(
     }
     del model
     return result
+
+
+# The code that computes the numbers; a change to it means evaluating again.
+EVALUATION_CODE = (Path(__file__), Path(__file__).with_name("formatting.py"))
+
+
+def evaluation_key(**parts: object) -> str:
+    """sha256 of what decides an evaluation's numbers: models, records, settings and code.
+
+    Two evaluations with the same key compute the same numbers (generation is
+    greedy and seeded), so the second can reuse the first's.
+    """
+    code = [hashlib.sha256(path.read_bytes()).hexdigest() for path in EVALUATION_CODE]
+    text = json.dumps({**parts, "code": code}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _fmt(value: float | None) -> str:

@@ -203,6 +203,19 @@ def test_nothing_changed_nothing_trained_and_the_refusal_is_clean(
     assert serving_files() == before
     assert not [e for e in result.all_events if e.is_failure]
 
+    # Once more, unchanged: the same models on the same records are not evaluated again.
+    again = materialize(home, training_data_dir)
+    assert again.success
+    [report] = again.asset_materializations_for_node("eval_report")
+    assert report.metadata["evaluated"].value is False
+    assert again.output_for_node("eval_report")["evaluated_in_run"] == result.run_id
+    assert (
+        again.output_for_node("eval_report")["candidate"]
+        == (result.output_for_node("eval_report")["candidate"])
+    )
+    assert not check_results(again)["promotion_gate"].passed
+    assert serving_files() == before
+
 
 def test_sabotaged_candidate_fails_the_gate_and_serving_is_unchanged(
     home, training_data_dir, first_run

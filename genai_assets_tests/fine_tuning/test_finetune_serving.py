@@ -229,3 +229,15 @@ def test_rollback_command(tmp_path, caplog):
     state = json.loads((tmp_path / serving.STATE).read_text())
     assert state["current"]["model_dir"] == "/models/a"
     assert "version 1" in caplog.text
+
+
+def test_a_serving_folder_from_before_generations_is_taken_over(tmp_path):
+    """Plain serving_state.json and vllm_serve.yaml files, as earlier versions wrote them."""
+    old_state = {"current": entry("a") | {"version": 1}, "history": [], "rolled_back": []}
+    (tmp_path / serving.STATE).write_text(json.dumps(old_state))
+    (tmp_path / serving.VLLM_CONFIG).write_text("model: /models/a\n")
+    promoted = serving.promote(tmp_path, entry("b"), expected_version=1)
+    assert promoted["version"] == 2
+    assert (tmp_path / serving.STATE).is_symlink() and (tmp_path / serving.VLLM_CONFIG).is_symlink()
+    assert serving.rollback(tmp_path)["model_dir"] == "/models/a"
+    assert yaml.safe_load((tmp_path / serving.VLLM_CONFIG).read_text()) == {"model": "/models/a"}

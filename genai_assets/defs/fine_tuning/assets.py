@@ -282,7 +282,9 @@ def _loss_table(history: list[dict], rows: int = 25) -> str:
     op_tags=GPU_OP_TAGS,
     description="The base model fine-tuned on the training split (LoRA by default), trained "
     "by `python -m genai_assets.training.sft` under Dagster Pipes: a local subprocess or a "
-    "Kubernetes GPU pod (resource training_runner). A folder with a manifest.json.",
+    "Kubernetes GPU pod (resource training_runner). A folder with a manifest.json (with the "
+    "sha256 of its weights). Not trained again when the data, base model, hyperparameters and "
+    "training code equal the last candidate's: the materialization says so and reuses it.",
 )
 def fine_tuned_model(
     context: dg.AssetExecutionContext,
@@ -468,6 +470,21 @@ def _champion(base: dict) -> dict:
     }
 
 
+def _previous_evaluation(context: dg.AssetExecutionContext, key: str) -> dict | None:
+    """The last report's numbers and run id, when it evaluated exactly this (its ``key``)."""
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    metadata = event.asset_materialization.metadata
+    if "evaluation_key" not in metadata or metadata["evaluation_key"].value != key:
+        return None
+    report_json = Path(str(metadata["report_path"].value)).with_suffix(".json")
+    if not report_json.exists():
+        return None
+    report = json.loads(report_json.read_text())
+    return {**report, "run_id": report.get("evaluated_in_run", event.run_id)}
+
+
 @dg.asset(
     code_version="2",  # bump when what the asset computes changes
     group_name=GROUP,
@@ -523,8 +540,24 @@ def eval_report(
             scored["champion"] = evaluation.evaluate_model(champion["path"], records, settings_)
         return scored
 
-    results = evaluate(fixed.records, with_base=True)
-    held_out_results = evaluate(held_out, with_base=False)
+    key = evaluation.evaluation_key(
+        candidate=candidate_sha,
+        champion=champion["weights_sha256"] or f"{champion['path']}@{champion['version']}",
+        base_model=base_model["name_or_path"],
+        eval_set=fixed.sha256,
+        held_out=training_dataset["content_hash"],
+        settings=asdict(settings_),
+    )
+    reused = _previous_evaluation(context, key)
+    if reused is not None:  # the same models on the same records: the numbers cannot differ
+        results = {name: reused[name] for name in ("candidate", "base", "champion")}
+        held_out_results = reused["held_out"]
+        context.log.info(
+            f"same models and records as run {reused['run_id'][:8]}: not evaluated again"
+        )
+    else:
+        results = evaluate(fixed.records, with_base=True)
+        held_out_results = evaluate(held_out, with_base=False)
     thresholds = serving.GateThresholds(
         max_perplexity=config.max_perplexity,
         min_rouge_l=config.min_rouge_l,
@@ -561,6 +594,8 @@ def eval_report(
         "n_eval_records": len(fixed.records),
         "n_held_out_records": len(held_out),
         "report_path": str(report_dir / "eval_report.md"),
+        "evaluation_key": key,
+        "evaluated_in_run": reused["run_id"] if reused else context.run_id,
     }
     serving.atomic_write_text(report_dir / "eval_report.md", markdown)
     serving.atomic_write_text(
@@ -577,6 +612,8 @@ def eval_report(
         "candidate_weights_sha256": candidate_sha,
         "n_eval_records": dg.MetadataValue.int(len(fixed.records)),
         "n_held_out_records": dg.MetadataValue.int(len(held_out)),
+        "evaluation_key": key,
+        "evaluated": dg.MetadataValue.bool(reused is None),
     }
     for prefix, scored in (("", results), ("held_out_", held_out_results)):
         for name, result in scored.items():
