@@ -8,11 +8,16 @@ Two record formats are accepted, one JSON object per line:
 
 Both are normalised to chat messages. Every line either becomes a valid record
 or a quarantined one with its source, line number and reason; nothing is
-dropped silently. The train/eval split is decided by each record's content
-hash, so the same record always lands on the same side whatever else changes.
+dropped silently: undecodable bytes, NUL characters and fields of the wrong
+type are quarantined with that reason. The train/eval split is by group: records
+that share a question or an answer (or a ``group`` label) form one group, and
+the group's hash decides its side, so no eval question or answer is ever seen
+in training, and the same group always lands on the same side.
 """
 
+import csv
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -25,6 +30,8 @@ from typing import Any
 
 ROLES = ("system", "user", "assistant")
 SPLIT_BUCKETS = 10_000
+# The training data formats the reader reads; the training-data sensor watches exactly these.
+SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class SourceLine:
     source: str
     line: int
     text: str
+    error: str | None = None  # why the bytes could not be read as a record (then quarantined)
 
 
 @dataclass(frozen=True)
@@ -79,19 +87,116 @@ class InvalidRecord(ValueError):
     """A record that cannot be used for training; the message is the reason."""
 
 
+def _records_of(source: str, data: bytes) -> Iterator[SourceLine]:
+    """The records of one file, by its extension; what cannot be read becomes an error line.
+
+    JSONL is read line by line, so one undecodable line quarantines only itself.
+    A ``.json`` file holds an array of records, a ``.csv`` file one record per row
+    (a header names the fields: ``instruction``, ``input``, ``response``, or a
+    ``messages`` column holding the JSON list), a ``.parquet`` file one record
+    per row; their ``line`` is the record's position (a CSV's: its line).
+    """
+    suffix = Path(source).suffix.lower()
+    if suffix == ".jsonl":
+        for number, raw in enumerate(data.splitlines(keepends=True), start=1):
+            try:
+                yield SourceLine(source, number, raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                text = raw.decode("utf-8", errors="backslashreplace")
+                yield SourceLine(source, number, text, error=_undecodable(error))
+        return
+    if suffix == ".parquet":
+        yield from _parquet_records(source, data)
+        return
+    try:
+        text = data.decode("utf-8-sig")  # a BOM is common in spreadsheet exports
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        yield SourceLine(source, line, "", error=_undecodable(error, whole_file=True))
+        return
+    if suffix == ".json":
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as error:
+            yield SourceLine(source, error.lineno, text[:200], error=f"malformed JSON: {error.msg}")
+            return
+        if not isinstance(rows, list):
+            yield SourceLine(
+                source,
+                1,
+                text[:200],
+                error=f"bad file: a .json file must hold an array of records, got "
+                f"{type(rows).__name__}",
+            )
+            return
+        for number, row in enumerate(rows, start=1):
+            yield SourceLine(source, number, json.dumps(row, ensure_ascii=False))
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader.fieldnames  # noqa: B018 - reads the header, so line_num counts from it
+    line = reader.line_num
+    for row in reader:
+        start, line = line + 1, reader.line_num
+        if None in row:  # more cells than header columns
+            yield SourceLine(
+                source,
+                start,
+                json.dumps(row, ensure_ascii=False, default=str),
+                error=f"bad row: {len(row[None])} cells more than the header has",
+            )
+            continue
+        values: dict[str, object] = {k: v for k, v in row.items() if v is not None}
+        if "messages" in values:
+            try:
+                values["messages"] = json.loads(str(values["messages"]))
+            except json.JSONDecodeError as error:
+                yield SourceLine(
+                    source,
+                    start,
+                    json.dumps(row, ensure_ascii=False),
+                    error=f"malformed JSON: the messages cell: {error.msg}",
+                )
+                continue
+        yield SourceLine(source, start, json.dumps(values, ensure_ascii=False))
+
+
+def _parquet_records(source: str, data: bytes) -> Iterator[SourceLine]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(pa.BufferReader(data)).to_pylist()
+    except (pa.ArrowException, OSError) as error:
+        yield SourceLine(source, 1, "", error=f"unreadable parquet file: {error}")
+        return
+    for number, row in enumerate(rows, start=1):
+        yield SourceLine(source, number, json.dumps(row, ensure_ascii=False, default=str))
+
+
+def _undecodable(error: UnicodeDecodeError, whole_file: bool = False) -> str:
+    where = "in the file" if whole_file else "in the line"
+    return (
+        f"undecodable bytes: not UTF-8 at byte {error.start} {where} "
+        f"({error.object[error.start : error.start + 4]!r})"
+    )
+
+
 def iter_local_lines(folder: Path) -> Iterator[SourceLine]:
-    """Lines of every ``*.jsonl`` file under ``folder`` (sorted, recursive)."""
+    """Records of every training data file under ``folder`` (sorted, recursive).
+
+    Reads the extensions in ``SUFFIXES`` (the ones the training-data sensor
+    watches); other files (a README) are not training data.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"training data folder {folder} does not exist")
-    for path in sorted(folder.rglob("*.jsonl")):
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            for number, text in enumerate(handle, start=1):
-                yield SourceLine(source=str(path.relative_to(folder)), line=number, text=text)
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and _is_data(p.name))
+    for path in paths:
+        yield from _records_of(str(path.relative_to(folder)), path.read_bytes())
 
 
 def iter_s3_lines(client: Any, bucket: str, prefix: str) -> Iterator[SourceLine]:
-    """Lines of every ``*.jsonl`` object under ``s3://bucket/prefix`` (sorted by key).
+    """Records of every training data object under ``s3://bucket/prefix`` (sorted by key).
 
     Args:
         client: a boto3 S3 client (injected, so tests can point it at a local server).
@@ -101,11 +206,17 @@ def iter_s3_lines(client: Any, bucket: str, prefix: str) -> Iterator[SourceLine]
     keys: list[str] = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(item["Key"] for item in page.get("Contents", []))
-    for key in sorted(k for k in keys if k.endswith(".jsonl")):
+    for key in sorted(k for k in keys if _is_data(k)):
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        text = body.decode("utf-8", errors="replace")
-        for number, line in enumerate(text.splitlines(keepends=True), start=1):
-            yield SourceLine(source=f"s3://{bucket}/{key}", line=number, text=line)
+        yield from _records_of(f"s3://{bucket}/{key}", body)
+
+
+def _is_data(name: str) -> bool:
+    return Path(name).suffix.lower() in SUFFIXES
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 def normalise(obj: object) -> list[dict]:
@@ -115,22 +226,26 @@ def normalise(obj: object) -> list[dict]:
         InvalidRecord: with the reason the record cannot be used.
     """
     if not isinstance(obj, dict):
-        raise InvalidRecord(f"not a JSON object: got {type(obj).__name__}")
+        raise InvalidRecord(f"not a JSON object: got {_type_name(obj)}")
     if "messages" in obj:
         return _check_messages(obj["messages"])
     if "instruction" in obj or "response" in obj:
-        instruction = obj.get("instruction")
-        response = obj.get("response")
-        extra = obj.get("input") or ""
-        for name, value in (("instruction", instruction), ("response", response)):
-            if not isinstance(value, str) or not value.strip():
-                raise InvalidRecord(f"empty turn: '{name}' is missing or empty")
-        if not isinstance(extra, str):
-            raise InvalidRecord("bad field: 'input' must be a string")
-        prompt = instruction.strip() + (f"\n\n{extra.strip()}" if extra.strip() else "")
+        fields = {name: obj.get(name) for name in ("instruction", "response")}
+        extra = obj.get("input", "")
+        for name, value in (*fields.items(), ("input", extra)):
+            # A number or a list is a broken export, not an empty turn: say what it was.
+            if value is not None and not isinstance(value, str):
+                raise InvalidRecord(
+                    f"bad field: {name!r} must be a string, got {_type_name(value)}"
+                )
+        for name, value in fields.items():
+            if not value or not value.strip():
+                raise InvalidRecord(f"empty turn: {name!r} is missing or empty")
+        extra = (extra or "").strip()
+        prompt = fields["instruction"].strip() + (f"\n\n{extra}" if extra else "")
         return [
             {"role": "user", "content": prompt},
-            {"role": "assistant", "content": response.strip()},
+            {"role": "assistant", "content": fields["response"].strip()},
         ]
     raise InvalidRecord(
         "unknown format: expected 'messages' or 'instruction'/'response' keys, got "
@@ -151,7 +266,12 @@ def _check_messages(messages: object) -> list[dict]:
         if role not in ROLES:
             raise InvalidRecord(f"unknown role: message {index} has role {role!r}")
         content = message.get("content")
-        if not isinstance(content, str) or not content.strip():
+        if content is not None and not isinstance(content, str):
+            raise InvalidRecord(
+                f"bad field: message {index} ({role}) content must be a string, got "
+                f"{_type_name(content)}"
+            )
+        if not content or not content.strip():
             raise InvalidRecord(f"empty turn: message {index} ({role}) has no content")
         cleaned.append({"role": role, "content": content.strip()})
     if not any(m["role"] == "user" for m in cleaned):
@@ -162,15 +282,63 @@ def _check_messages(messages: object) -> list[dict]:
 
 
 def record_id(messages: list[dict]) -> str:
-    """sha256 of the normalised messages: equal content, equal id (used for dedup and split)."""
+    """sha256 of the normalised messages: equal content, equal id (used for dedup)."""
     canonical = json.dumps(messages, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def split_of(record_hash: str, eval_fraction: float) -> str:
-    """``eval`` or ``train``, decided by the record's hash alone (deterministic)."""
-    bucket = int(record_hash[:8], 16) % SPLIT_BUCKETS
+def turn_keys(messages: list[dict]) -> set[str]:
+    """The record's questions and answers, normalised (case and spacing do not count).
+
+    Two records that share one of these must be on the same side of the split:
+    otherwise the eval split asks a question, or expects an answer, that training
+    showed word for word, and the evaluation measures memorisation.
+    System prompts are shared by design and are not keys.
+    """
+    return {
+        f"{message['role']}:{' '.join(message['content'].casefold().split())}"
+        for message in messages
+        if message["role"] in ("user", "assistant")
+    }
+
+
+def split_of(group_hash: str, eval_fraction: float) -> str:
+    """``eval`` or ``train``, decided by the hash of the record's group alone (deterministic)."""
+    bucket = int(group_hash[:8], 16) % SPLIT_BUCKETS
     return "eval" if bucket < eval_fraction * SPLIT_BUCKETS else "train"
+
+
+def group_records(records: list[dict]) -> dict[str, str]:
+    """A group id per record id: records linked by a shared question, answer or ``group``.
+
+    Connected components over :func:`turn_keys` plus the record's own ``group``
+    label (a fact id, say), so every phrasing of a fact, and every record that
+    repeats one of its questions or answers, lands in one group. A group's id is
+    the sha256 of its smallest key: stable while the group keeps that key.
+    """
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    keys_of: dict[str, list[str]] = {}
+    for record in records:
+        keys = sorted(turn_keys(record["messages"]))
+        if record.get("group"):
+            keys.append(f"group:{record['group']}")
+        keys_of[record["id"]] = keys
+        for key in keys[1:]:
+            first, other = find(keys[0]), find(key)
+            if first != other:
+                parent[max(first, other)] = min(first, other)  # the root is the smallest key
+    return {
+        rid: hashlib.sha256(find(keys[0]).encode("utf-8")).hexdigest()
+        for rid, keys in keys_of.items()
+    }
 
 
 def validate(
@@ -182,17 +350,19 @@ def validate(
     """Validate, deduplicate and split ``lines``.
 
     Args:
-        lines: raw JSONL lines with their source and line number.
+        lines: raw records with their source and line number.
         count_tokens: length of a conversation in the model's tokens.
         max_tokens: records longer than this are quarantined.
-        eval_fraction: share of records (by hash) held out for evaluation.
+        eval_fraction: share of groups (by hash, see :func:`group_records`) held out for
+            evaluation.
     """
     if not 0.0 < eval_fraction < 1.0:
         raise ValueError(f"eval_fraction must be between 0 and 1, got {eval_fraction}")
     result = ValidatedDataset()
+    valid: list[dict] = []
     seen: dict[str, str] = {}
     for item in lines:
-        if not item.text.strip():
+        if item.error is None and not item.text.strip():
             continue  # blank lines (e.g. a trailing newline) are not records
 
         def quarantine(reason: str, item: SourceLine = item) -> None:
@@ -200,6 +370,12 @@ def validate(
                 QuarantinedRecord(item.source, item.line, reason, item.text.rstrip("\n"))
             )
 
+        if item.error is not None:
+            quarantine(item.error)
+            continue
+        if "\x00" in item.text:
+            quarantine(f"NUL character at column {item.text.index(chr(0)) + 1}")
+            continue
         try:
             obj = json.loads(item.text)
         except json.JSONDecodeError as error:
@@ -207,8 +383,15 @@ def validate(
             continue
         try:
             messages = normalise(obj)
+            group = obj.get("group")
+            if group is not None and not isinstance(group, str):
+                raise InvalidRecord(f"bad field: 'group' must be a string, got {_type_name(group)}")
         except InvalidRecord as error:
             quarantine(str(error))
+            continue
+        if any("\x00" in message["content"] for message in messages):
+            # An escaped \u0000 decodes to NUL: binary junk, never text worth learning.
+            quarantine("NUL character: a message contains \\u0000")
             continue
         rid = record_id(messages)
         if rid in seen:
@@ -219,17 +402,59 @@ def validate(
         if n_tokens > max_tokens:
             quarantine(f"too long: {n_tokens} tokens > limit {max_tokens}")
             continue
-        split = split_of(rid, eval_fraction)
         record = {
             "id": rid,
             "messages": messages,
             "source": item.source,
             "line": item.line,
             "n_tokens": n_tokens,
-            "split": split,
         }
-        (result.eval if split == "eval" else result.train).append(record)
+        if group:
+            record["group"] = group
+        valid.append(record)
+    groups = group_records(valid)
+    for record in valid:
+        record["group"] = groups[record["id"]][:16]
+        record["split"] = split_of(groups[record["id"]], eval_fraction)
+        (result.eval if record["split"] == "eval" else result.train).append(record)
     return result
+
+
+def split_overlap(train: list[dict], held_out: list[dict]) -> list[str]:
+    """Questions and answers of ``held_out`` that ``train`` also contains (normalised)."""
+    seen = set().union(*(turn_keys(record["messages"]) for record in train))
+    found = set().union(*(turn_keys(record["messages"]) for record in held_out)) & seen
+    return sorted(found)
+
+
+def exclude_overlap(dataset: ValidatedDataset, reserved: set[str], label: str) -> int:
+    """Quarantine the records that repeat a question or answer in ``reserved``.
+
+    ``reserved`` holds the :func:`turn_keys` of the fixed evaluation set: a
+    training record that repeats one of them would let the gate reward
+    memorisation. Returns how many records were moved to the quarantine.
+    """
+    moved = 0
+    for split in (dataset.train, dataset.eval):
+        kept = []
+        for record in split:
+            shared = turn_keys(record["messages"]) & reserved
+            if shared:
+                role, _, text = min(shared).partition(":")
+                dataset.quarantined.append(
+                    QuarantinedRecord(
+                        record["source"],
+                        record["line"],
+                        f"eval set overlap: repeats a {'question' if role == 'user' else 'answer'}"
+                        f" of the fixed evaluation set {label} ({text[:60]!r})",
+                        json.dumps({"messages": record["messages"]}, ensure_ascii=False),
+                    )
+                )
+                moved += 1
+            else:
+                kept.append(record)
+        split[:] = kept
+    return moved
 
 
 def token_stats(records: list[dict]) -> dict[str, float]:

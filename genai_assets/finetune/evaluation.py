@@ -10,6 +10,7 @@ A model is a Hugging Face id or folder, or a LoRA adapter folder (its
 ``adapter_config.json`` names the base model, which is loaded first).
 """
 
+import hashlib
 import json
 import math
 import time
@@ -192,15 +193,39 @@ def evaluate_model(
     return result
 
 
+# The code that computes the numbers; a change to it means evaluating again.
+EVALUATION_CODE = (Path(__file__), Path(__file__).with_name("formatting.py"))
+
+
+def evaluation_key(**parts: object) -> str:
+    """sha256 of what decides an evaluation's numbers: models, records, settings and code.
+
+    Two evaluations with the same key compute the same numbers (generation is
+    greedy and seeded), so the second can reuse the first's.
+    """
+    code = [hashlib.sha256(path.read_bytes()).hexdigest() for path in EVALUATION_CODE]
+    text = json.dumps({**parts, "code": code}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _fmt(value: float | None) -> str:
     return "not finite" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
-def render_report(results: dict[str, dict[str, Any]], gate: dict[str, Any] | None) -> str:
-    """A markdown report: a metrics table (one column per model), the gate, sample answers."""
+def render_report(
+    results: dict[str, dict[str, Any]],
+    gate: dict[str, Any] | None,
+    title: str = "",
+    heading: str = "#",
+) -> str:
+    """A markdown report: a metrics table (one column per model), the gate, sample answers.
+
+    ``title`` names what the models were scored on; ``heading`` is the level of
+    the report's heading (``##`` for a section of a longer report).
+    """
     names = list(results)
     lines = [
-        "# Fine-tuning evaluation report",
+        f"{heading} Fine-tuning evaluation" + (f": {title}" if title else " report"),
         "",
         "| metric | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -213,11 +238,11 @@ def render_report(results: dict[str, dict[str, Any]], gate: dict[str, Any] | Non
         lines.append(f"| {label} | " + " | ".join(_fmt(results[n][metric]) for n in names) + " |")
     lines.append("| model | " + " | ".join(f"`{results[n]['model']}`" for n in names) + " |")
     if gate is not None:
-        lines += ["", f"## Gate: {'PASSED' if gate['passed'] else 'FAILED'}", ""]
+        lines += ["", f"{heading}# Gate: {'PASSED' if gate['passed'] else 'REFUSED'}", ""]
         lines += [f"- {reason}" for reason in gate["reasons"]]
     candidate = results.get("candidate")
     if candidate and candidate.get("samples"):
-        lines += ["", "## Sample answers (candidate)", ""]
+        lines += ["", f"{heading}# Sample answers (candidate)", ""]
         for sample in candidate["samples"]:
             lines += [
                 f"- **prompt:** {sample['prompt']}",

@@ -9,16 +9,25 @@ Layout of a serving folder:
   ``history`` of the entries it replaced (newest last) and the entries that
   were ``rolled_back``.
 
-Both files are written atomically (a temporary file in the same folder, then
-``os.replace``), state first; a reader sees either the old or the new file,
-never a half-written one. Rollback pops the newest history entry back into
-``current``.
+Both are committed in one atomic step: they are written into a new
+``generations/<n>/`` folder and the link ``current`` is switched to it with one
+``os.replace``; the two names at the top are links through ``current``. A reader
+sees the old pair or the new pair, never one of each and never a half-written
+file. Every read-modify-write of the state (promotion, rollback, the rollback
+command) holds an exclusive fcntl lock on ``.lock``, and promotion is a
+compare-and-swap: it refuses when the champion it was judged against is no
+longer current. Rollback pops the newest history entry back into ``current``.
 """
 
+import fcntl
 import json
 import math
 import os
+import shutil
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +37,11 @@ import yaml
 
 VLLM_CONFIG = "vllm_serve.yaml"
 STATE = "serving_state.json"
+LOCK = ".lock"
+CURRENT = "current"
+GENERATIONS = "generations"
+KEEP_GENERATIONS = 20  # older generations are only history, which the state keeps anyway
+ANY = object()  # promote() without a compare-and-swap expectation
 
 
 @dataclass(frozen=True)
@@ -53,11 +67,16 @@ class GateDecision:
 
 
 def decide_promotion(
-    candidate: dict[str, float], champion: dict[str, float], thresholds: GateThresholds
+    candidate: dict[str, float],
+    champion: dict[str, float],
+    thresholds: GateThresholds,
+    same_weights: bool = False,
 ) -> GateDecision:
-    """Apply the gate to held-out metrics of the candidate and the champion.
+    """Apply the gate to the metrics of the candidate and the champion on the fixed eval set.
 
-    A perplexity of None means not finite (a diverged model).
+    A perplexity of None means not finite (a diverged model). ``same_weights``:
+    the candidate's files hash like the champion's (nothing changed, so training
+    reproduced or reused the model being served): there is nothing to promote.
 
     Rules: the candidate's perplexity is finite and at most ``max_perplexity`` (when set:
     perplexity depends on the tokenizer, so there is no sensible default);
@@ -79,6 +98,7 @@ def decide_promotion(
         passed = passed and ok
         reasons.append(("ok: " if ok else "FAILED: ") + text)
 
+    rule(not same_weights, "candidate is not the model being served (its weights differ)")
     ppl = candidate["perplexity"]
     rule(finite(ppl), f"candidate perplexity is finite ({show(ppl)})")
     if thresholds.max_perplexity is not None:
@@ -163,6 +183,28 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.unlink(temporary)
 
 
+class ServingConflict(ValueError):
+    """The serving config changed since the promotion was decided (compare-and-swap failed)."""
+
+
+@contextmanager
+def serving_lock(serving_dir: Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``serving_dir`` (an fcntl lock on ``.lock``).
+
+    Promotion, rollback and the rollback command read, modify and write the state
+    only while they hold it, so no update is lost between two of them. The lock
+    is released when the holder exits, even when it crashes.
+    """
+    serving_dir = Path(serving_dir)
+    serving_dir.mkdir(parents=True, exist_ok=True)
+    with (serving_dir / LOCK).open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def read_state(serving_dir: Path) -> dict[str, Any]:
     """The serving state; ``{"current": None, "history": [], "rolled_back": []}`` if none yet."""
     path = Path(serving_dir) / STATE
@@ -176,40 +218,83 @@ def current_entry(serving_dir: Path) -> dict[str, Any] | None:
     return read_state(serving_dir)["current"]
 
 
+def _replace_with_symlink(path: Path, target: str) -> None:
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}"
+    os.symlink(target, temporary)
+    os.replace(temporary, path)
+
+
 def _write(serving_dir: Path, state: dict[str, Any]) -> None:
+    """Commit both serving files in one step: a new generation folder, then one rename.
+
+    ``vllm_serve.yaml`` and ``serving_state.json`` are links into ``current``, itself
+    a link to ``generations/<n>/`` that holds both files; replacing ``current``
+    (``os.replace``, atomic) switches both at once, so nobody ever sees the new
+    state beside the old vLLM config. Call it holding :func:`serving_lock`.
+    """
     serving_dir = Path(serving_dir)
-    atomic_write_text(serving_dir / STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
+    generations = serving_dir / GENERATIONS
+    generations.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name) for p in generations.iterdir() if p.name.isdigit()]
+    number = max(numbers, default=0) + 1
+    staging = generations / f".tmp-{number}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    atomic_write_text(staging / STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
     current = state["current"]
-    if current is None:
-        (serving_dir / VLLM_CONFIG).unlink(missing_ok=True)
-    else:
+    if current is not None:
         text = "# Written by genai_assets serving_config; load with: vllm serve --config <this>\n"
         text += yaml.safe_dump(current["vllm"], sort_keys=True)
-        atomic_write_text(serving_dir / VLLM_CONFIG, text)
+        atomic_write_text(staging / VLLM_CONFIG, text)
+    final = generations / f"{number:06d}"
+    os.replace(staging, final)
+    _replace_with_symlink(serving_dir / CURRENT, f"{GENERATIONS}/{final.name}")  # the commit
+    for name in (STATE, VLLM_CONFIG):
+        link = serving_dir / name
+        if not link.is_symlink():  # first write, or a folder from before generations
+            _replace_with_symlink(link, f"{CURRENT}/{name}")
+    for old in sorted(p for p in generations.iterdir() if p.name.isdigit())[:-KEEP_GENERATIONS]:
+        shutil.rmtree(old)
 
 
-def promote(serving_dir: Path, entry: dict[str, Any]) -> dict[str, Any]:
+def promote(
+    serving_dir: Path, entry: dict[str, Any], expected_version: int | None | object = ANY
+) -> dict[str, Any]:
     """Make ``entry`` current; the previous current entry goes to the history.
 
     ``entry`` needs at least ``model_dir`` and ``vllm``; ``promoted_at`` and a
     ``version`` (one more than the highest so far) are added.
+
+    Args:
+        serving_dir: the serving folder.
+        entry: what to serve.
+        expected_version: compare-and-swap: the version of the champion the candidate
+            was judged against (None: no serving config then); a different current
+            version raises :class:`ServingConflict` and changes nothing.
     """
     for key in ("model_dir", "vllm"):
         if key not in entry:
             raise ValueError(f"serving entry is missing {key!r}")
-    state = read_state(serving_dir)
-    versions = [e["version"] for e in [state["current"], *state["history"]] if e] + [
-        e["version"] for e in state["rolled_back"]
-    ]
-    entry = {
-        **entry,
-        "version": max(versions, default=0) + 1,
-        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    if state["current"] is not None:
-        state["history"].append(state["current"])
-    state["current"] = entry
-    _write(serving_dir, state)
+    with serving_lock(serving_dir):
+        state = read_state(serving_dir)
+        now = state["current"]["version"] if state["current"] else None
+        if expected_version is not ANY and now != expected_version:
+            raise ServingConflict(
+                f"the serving config in {serving_dir} is version {now} now, but the candidate "
+                f"was judged against version {expected_version}; nothing was changed: "
+                "evaluate again against the current champion"
+            )
+        versions = [e["version"] for e in [state["current"], *state["history"]] if e] + [
+            e["version"] for e in state["rolled_back"]
+        ]
+        entry = {
+            **entry,
+            "version": max(versions, default=0) + 1,
+            "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        if state["current"] is not None:
+            state["history"].append(state["current"])
+        state["current"] = entry
+        _write(serving_dir, state)
     return entry
 
 
@@ -219,15 +304,18 @@ def rollback(serving_dir: Path, reason: str = "") -> dict[str, Any]:
     Raises:
         ValueError: when there is no previous entry to roll back to.
     """
-    state = read_state(serving_dir)
-    if state["current"] is None or not state["history"]:
-        raise ValueError(f"nothing to roll back to in {serving_dir}: no previous serving config")
-    rolled = {
-        **state["current"],
-        "rolled_back_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rollback_reason": reason,
-    }
-    state["rolled_back"].append(rolled)
-    state["current"] = state["history"].pop()
-    _write(serving_dir, state)
+    with serving_lock(serving_dir):
+        state = read_state(serving_dir)
+        if state["current"] is None or not state["history"]:
+            raise ValueError(
+                f"nothing to roll back to in {serving_dir}: no previous serving config"
+            )
+        rolled = {
+            **state["current"],
+            "rolled_back_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "rollback_reason": reason,
+        }
+        state["rolled_back"].append(rolled)
+        state["current"] = state["history"].pop()
+        _write(serving_dir, state)
     return state["current"]

@@ -11,11 +11,13 @@ Under Dagster Pipes the job comes from the ``job`` extra, and logs, the loss of
 every logged step and the final metrics are reported back to the asset as they
 happen. The model is written to a temporary sibling folder and renamed into
 place only when complete, with a ``manifest.json`` (base model, dataset hash,
-hyperparameters, training metrics, code version); a failed or retried run never
-leaves a half-written folder where the next step would read it.
+hyperparameters, training metrics, code version, the sha256 of the saved
+files); a failed or retried run never leaves a half-written folder where the
+next step would read it.
 """
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -33,6 +35,7 @@ from typing import Any, Literal
 
 from genai_assets.finetune.dataset import read_split
 from genai_assets.finetune.formatting import tokenize_conversation
+from genai_assets.finetune.weights import folder_sha256
 
 logger = logging.getLogger("genai_assets.training.sft")
 
@@ -98,6 +101,7 @@ class TrainingJob:
     hyperparameters: SFTHyperparameters = field(default_factory=SFTHyperparameters)
     dataset_hash: str = ""
     base_model_label: str = ""
+    fingerprint: str = ""  # training_fingerprint() of the inputs, recorded in the manifest
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form, as sent through Pipes extras."""
@@ -184,6 +188,42 @@ def code_version() -> dict[str, str]:
             )
             version["git_dirty"] = str(bool(dirty.stdout.strip())).lower()
     return version
+
+
+# The code that decides what training computes; a change to it is a reason to train again.
+TRAINING_CODE = (
+    Path(__file__),
+    Path(__file__).resolve().parent.parent / "finetune" / "formatting.py",
+)
+
+
+def training_code_sha256() -> str:
+    """sha256 of the training code (this module and the chat formatting it trains on)."""
+    digest = hashlib.sha256()
+    for path in TRAINING_CODE:
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def training_fingerprint(
+    *, dataset_hash: str, base_model: str, hyperparameters: SFTHyperparameters
+) -> str:
+    """The identity of a training run's inputs: data, base model, config and code.
+
+    ``base_model`` is a Hugging Face id, or for a local folder its content hash
+    (:func:`genai_assets.finetune.weights.folder_sha256`), so a rebuilt base
+    model with other weights counts as a change. Two runs with the same
+    fingerprint compute the same model (training is seeded), so the second need
+    not run.
+    """
+    inputs = {
+        "dataset_hash": dataset_hash,
+        "base_model": base_model,
+        "hyperparameters": asdict(hyperparameters),
+        "training_code": training_code_sha256(),
+        "package": code_version()["package"],
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _target_modules(names: tuple[str, ...] | None) -> list[str] | str | None:
@@ -359,6 +399,9 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         manifest = {
+            # What eval_report checks before evaluating and serving_config before promoting.
+            "weights_sha256": folder_sha256(staging),
+            "training_fingerprint": job.fingerprint,
             "model_dir": str(output),
             "artifact": artifact,
             "base_model": job.base_model,

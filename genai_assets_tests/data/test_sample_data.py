@@ -4,6 +4,7 @@ Reads genai_assets/data directly (no project code), so a broken data file shows
 up here and not as a puzzling failure in an ingestion or fine-tuning test.
 """
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -184,7 +185,7 @@ def test_chat_training_data():
     assert 200 <= len(lines) <= 300 and len(set(lines)) == len(lines)
     records = [json.loads(line) for line in lines]
     for record in records:
-        assert set(record) == {"messages"}
+        assert set(record) == {"messages", "group"} and record["group"]
         check_chat_record(record)
         assistant = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
         assert all(len(answer.split()) <= 60 for answer in assistant)
@@ -198,7 +199,7 @@ def test_instruction_training_data():
     assert 200 <= len(lines) <= 300 and len(set(lines)) == len(lines)
     records = [json.loads(line) for line in lines]
     for record in records:
-        assert set(record) == {"instruction", "input", "response"}
+        assert set(record) == {"instruction", "input", "response", "group"}
         assert record["instruction"].strip() and record["response"].strip()
         assert isinstance(record["input"], str)
     assert sum(bool(r["input"]) for r in records) >= 20
@@ -211,6 +212,39 @@ def test_training_data_agrees_with_the_fact_sheet():
         assert fact in text
     for wrong in ("port 8080", "/etc/skyline", "vault.yaml", "180 days by default"):
         assert wrong not in text
+
+
+def turns(record: dict) -> set[str]:
+    """Questions and answers of a record in either format, case and spacing ignored."""
+    if "messages" in record:
+        texts = [m["content"] for m in record["messages"] if m["role"] != "system"]
+    else:
+        prompt = record["instruction"] + (f"\n\n{record['input']}" if record["input"] else "")
+        texts = [prompt, record["response"]]
+    return {" ".join(text.casefold().split()) for text in texts}
+
+
+def test_fixed_eval_set_is_versioned_and_shares_no_turn_with_the_training_data():
+    eval_file = DATA / "eval_sets" / "skyline_v1.jsonl"
+    manifest = json.loads(eval_file.with_suffix(".json").read_text(encoding="utf-8"))
+    assert manifest["version"] == 1 and manifest["name"] == "skyline"
+    assert manifest["sha256"] == hashlib.sha256(eval_file.read_bytes()).hexdigest()
+    evaluation = read_jsonl(eval_file)
+    assert manifest["records"] == len(evaluation) >= 50
+    for record in evaluation:
+        check_chat_record(record)
+    trained = set()
+    for name in ("chat.jsonl", "instructions.jsonl"):
+        for record in read_jsonl(DATA / "training" / name):
+            trained |= turns(record)
+    assert not set().union(*(turns(r) for r in evaluation)) & trained
+    # Whole facts are held out: no fact label is on both sides.
+    trained_groups = {
+        r["group"]
+        for n in ("chat.jsonl", "instructions.jsonl")
+        for r in read_jsonl(DATA / "training" / n)
+    }
+    assert not {r["group"] for r in evaluation} & trained_groups
 
 
 def test_bad_training_file_has_each_kind_of_defect():

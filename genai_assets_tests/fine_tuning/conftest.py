@@ -1,10 +1,12 @@
 """Shared fixtures: hand-made Skyline Vault training lines and the tiny base model."""
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
+from genai_assets.finetune.eval_set import write_eval_set
 from genai_assets.finetune.tiny_model import ensure_tiny_model
 
 TOPICS = [
@@ -52,6 +54,46 @@ def good_records(per_question: int = 2) -> list[dict]:
     return records
 
 
+EVAL_QUESTIONS = ["Tell me the command for {topic}.", "How are {topic} handled by skyvault?"]
+
+
+def eval_records() -> list[dict]:
+    """The fixed evaluation set of the tests: the same topics, worded as training never is."""
+    return [
+        {
+            "messages": [
+                {"role": "system", "content": "You are the Skyline Vault helper."},
+                {"role": "user", "content": question.format(topic=topic)},
+                {
+                    "role": "assistant",
+                    "content": f"Use `{command}`; the {key} settings are in "
+                    f"/etc/skyvault/vault.toml{' on every node' if n else ''}.",
+                },
+            ]
+        }
+        for key, topic, command in TOPICS
+        for n, question in enumerate(EVAL_QUESTIONS)
+    ]
+
+
+def garbage_records(count: int = 80, seed: int = 7) -> list[dict]:
+    """Well-formed records whose questions and answers are random words: valid, but garbage."""
+    rng = random.Random(seed)
+    words = sorted({w for r in good_records() for m in _turns(r) for w in m.split()})
+    words += [f"zq{n}x" for n in range(150)]
+
+    def noise(n: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(n))
+
+    return [{"instruction": noise(8), "input": "", "response": noise(14)} for _ in range(count)]
+
+
+def _turns(record: dict) -> list[str]:
+    if "messages" in record:
+        return [m["content"] for m in record["messages"]]
+    return [record["instruction"], record["response"]]
+
+
 def write_jsonl(path: Path, rows: list[dict | str]) -> Path:
     """Write rows (dicts as JSON, strings verbatim) one per line."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +114,14 @@ def training_data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fixed_eval_set(tmp_path_factory) -> Path:
+    """A versioned evaluation set that shares no question or answer with the training data."""
+    path = tmp_path_factory.mktemp("eval_sets") / "skyline_test_v1.jsonl"
+    write_eval_set(path, eval_records(), name="skyline-test", version=1)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, training_data_dir) -> Path:
     """The tiny base model built from the hand-made data (built once per session)."""
     return ensure_tiny_model([training_data_dir], tmp_path_factory.mktemp("base_models"))
@@ -87,3 +137,9 @@ def records_factory():
 def jsonl_writer():
     """The JSONL writer helper."""
     return write_jsonl
+
+
+@pytest.fixture(scope="session")
+def garbage_factory():
+    """The generator of valid records of random words."""
+    return garbage_records

@@ -62,6 +62,17 @@ def test_both_formats_normalise_to_chat_messages():
         ('{"messages": [{"role": "assistant", "content": "no question"}]}', "missing role"),
         ('{"instruction": "Do it", "response": ""}', "empty turn"),
         ('{"instruction": "Do it", "input": 3, "response": "Done"}', "bad field"),
+        # Wrong types are named as such, not reported as an empty turn or silently kept.
+        ('{"instruction": "Do it", "input": 0, "response": "Done"}', "bad field: 'input'"),
+        ('{"instruction": 5, "response": "Done"}', "bad field: 'instruction' must be a string"),
+        ('{"instruction": "Do it", "response": ["a"]}', "bad field: 'response'"),
+        (
+            '{"messages": [{"role": "user", "content": 7}, {"role": "assistant", "content": "a"}]}',
+            "bad field: message 0 (user) content must be a string, got int",
+        ),
+        ('{"instruction": "Do it", "response": "Done", "group": 4}', "bad field: 'group'"),
+        ('{"instruction": "Do\u0000it", "response": "Done"}', "NUL character"),
+        ('{"instruction": "Do it", "response": "Do\x00ne"}', "NUL character at column"),
     ],
 )
 def test_bad_lines_are_quarantined_with_line_number_and_reason(line, reason):
@@ -96,7 +107,87 @@ def test_duplicates_and_overlong_records_are_quarantined_not_dropped():
     assert result.quarantine_reasons() == {"exact duplicate": 2, "too long": 1}
 
 
-def test_split_is_decided_by_record_hash_alone(records_factory):
+def test_undecodable_bytes_quarantine_their_line_only(tmp_path):
+    good = json.dumps(GOOD_CHAT).encode()
+    latin1 = json.dumps(GOOD_INSTRUCTION).replace("Explain", "Expl\u00e4in").encode("latin-1")
+    (tmp_path / "mixed.jsonl").write_bytes(good + b"\n" + latin1 + b"\n")
+    result = ds.validate(ds.iter_local_lines(tmp_path), by_words, 100, eval_fraction=0.5)
+    assert [r["line"] for r in result.records] == [1]
+    [bad] = result.quarantined
+    assert bad.line == 2 and bad.reason.startswith("undecodable bytes: not UTF-8 at byte")
+    assert "\ufffd" not in json.dumps([r["messages"] for r in result.records])
+
+
+def test_every_extension_the_sensor_watches_is_read(tmp_path, records_factory):
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from genai_assets.automation import settings as ops_settings
+
+    assert {p.removeprefix("*") for p in ops_settings.TRAINING_DATA_PATTERNS} == set(ds.SUFFIXES)
+    rows = [r for r in records_factory() if "instruction" in r][:12]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    (tmp_path / "b.json").write_text(json.dumps(rows[3:6]))
+    with (tmp_path / "c.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["instruction", "input", "response"])
+        writer.writeheader()
+        writer.writerows(rows[6:9])
+    pq.write_table(pa.Table.from_pylist(rows[9:12]), tmp_path / "d.parquet")
+    (tmp_path / "README.txt").write_text("not training data")
+    result = ds.validate(ds.iter_local_lines(tmp_path), by_words, 1000, eval_fraction=0.5)
+    assert result.quarantined == []
+    expected = {ds.record_id(ds.normalise(r)) for r in rows}
+    assert {r["id"] for r in result.records} == expected
+    ds_lines = {(r["source"], r["line"]) for r in result.records}
+    assert ("c.csv", 2) in ds_lines and ("b.json", 1) in ds_lines  # CSV line 1 is the header
+
+    (tmp_path / "b.json").write_text('{"instruction": "not an array"}')
+    (tmp_path / "c.csv").write_bytes(b"instruction,response\nDo it,Caf\xe9\n")
+    result = ds.validate(ds.iter_local_lines(tmp_path), by_words, 1000, eval_fraction=0.5)
+    reasons = {q.source: q.reason for q in result.quarantined}
+    assert reasons["b.json"].startswith("bad file: a .json file must hold an array")
+    assert reasons["c.csv"].startswith("undecodable bytes")
+
+
+def test_records_sharing_a_question_or_answer_share_a_side(records_factory):
+    # Two facts, each asked three ways and answered two ways: a record-hash split would
+    # put some phrasings on each side, so the eval answers would be trained on.
+    rows = []
+    for fact in range(40):
+        for question in range(3):
+            for answer in range(2):
+                rows.append(
+                    {
+                        "instruction": f"Question {question} about fact {fact}?",
+                        "response": f"Answer {answer} to fact {fact}.",
+                    }
+                )
+    result = ds.validate(lines_of(*map(json.dumps, rows)), by_words, 1000, eval_fraction=0.25)
+    assert len(result.records) == 240 and result.eval and result.train
+    assert ds.split_overlap(result.train, result.eval) == []
+    assert len({r["group"] for r in result.records}) == 40
+    sides = {}
+    for record in result.records:
+        sides.setdefault(record["group"], set()).add(record["split"])
+    assert all(len(side) == 1 for side in sides.values())
+    # An explicit group label joins records that share no text.
+    labelled = [
+        dict(rows[0], group="g"),
+        {"instruction": "Other?", "response": "Other.", "group": "g"},
+    ]
+    joined = ds.validate(lines_of(*map(json.dumps, labelled)), by_words, 1000, eval_fraction=0.5)
+    assert len({r["group"] for r in joined.records}) == 1
+
+
+def test_shipped_training_data_split_has_no_eval_turn_in_training():
+    for fraction in (0.1, 0.2, 0.3):
+        result = ds.validate(ds.iter_local_lines(SHIPPED_TRAINING), by_words, 1000, fraction)
+        assert result.eval and ds.split_overlap(result.train, result.eval) == []
+
+
+def test_split_is_decided_by_the_group_hash_alone(records_factory):
     lines = [json.dumps(r) for r in records_factory()]
     first = ds.validate(lines_of(*lines), by_words, 1000, eval_fraction=0.25)
     shuffled = ds.validate(lines_of(*reversed(lines[5:])), by_words, 1000, eval_fraction=0.25)
@@ -166,6 +257,7 @@ def test_only_assistant_tokens_are_learned(tiny_model_dir):
     assert cut.input_ids == example.input_ids[:5]
 
 
+SHIPPED_TRAINING = settings.PACKAGE_DATA / "training"
 SHIPPED_BAD = settings.PACKAGE_DATA / "training_bad" / "bad.jsonl"
 
 
@@ -184,9 +276,6 @@ def test_shipped_bad_lines_are_quarantined_as_documented():
         7: "exact duplicate",
         8: "too long",
     }
-
-
-SHIPPED_TRAINING = settings.PACKAGE_DATA / "training"
 
 
 @pytest.mark.skipif(

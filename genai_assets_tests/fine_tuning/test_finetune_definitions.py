@@ -38,13 +38,17 @@ def test_promotion_gate_is_a_blocking_check_on_eval_report():
     assert definitions.resolve_asset_graph().get(check_key).blocking
     contract = dg.AssetCheckKey(dg.AssetKey("training_dataset"), "quarantine_rate")
     assert not definitions.resolve_asset_graph().get(contract).blocking
+    disjoint = dg.AssetCheckKey(dg.AssetKey("training_dataset"), "eval_split_disjoint")
+    assert definitions.resolve_asset_graph().get(disjoint).blocking
 
 
 def test_jobs_and_resources(monkeypatch):
     monkeypatch.setenv("GENAI_ASSETS_S3_BUCKET", "artifacts")  # production needs a bucket
     monkeypatch.setenv("TRAINING_IMAGE", "registry.example.com/genai-assets:1.0")
     definitions = defs()
-    assert definitions.resolve_job_def("rollback_serving_config")
+    rollback = definitions.resolve_job_def("rollback_serving_config")
+    # Under the one-fine-tuning-run limit of dagster.yaml, like fine_tuning_job.
+    assert rollback.tags["genai_assets/domain"] == "fine_tuning"
     graph_job = definitions.resolve_job_def("fine_tuning_job")
     assert "eval_report_promotion_gate" in graph_job.graph.node_names()
     assert build_resources("local")["training_runner"].backend == "subprocess"

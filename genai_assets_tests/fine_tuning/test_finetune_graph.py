@@ -19,7 +19,7 @@ import yaml
 from dagster_aws.s3 import S3Resource
 
 from genai_assets.defs.fine_tuning import assets, checks, jobs
-from genai_assets.finetune import paths, serving
+from genai_assets.finetune import paths, serving, weights
 from genai_assets.io_managers import LocalFormatIOManager
 from genai_assets.resources.training_runner import TrainingRunnerResource
 
@@ -29,6 +29,7 @@ ALL_ASSETS = [
     assets.base_model,
     assets.training_dataset,
     checks.quarantine_rate,
+    checks.eval_split_disjoint,
     assets.fine_tuned_model,
     assets.eval_report,
     checks.promotion_gate,
@@ -40,16 +41,33 @@ DOWNSTREAM = ["fine_tuned_model", "eval_report", "serving_config"]
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """A DAGSTER_HOME of its own, so the serving config starts empty."""
+def home(tmp_path_factory, fixed_eval_set):
+    """A DAGSTER_HOME of its own, so the serving config starts empty, and one instance.
+
+    The instance is shared by the module's runs, as a deployment's is: the fine-tuning
+    asset looks up its last candidate there.
+    """
     folder = tmp_path_factory.mktemp("dagster_home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DAGSTER_HOME", str(folder))
         patch.delenv(paths.ROOT_VARIABLE, raising=False)
-        yield folder
+        with dg.DagsterInstance.ephemeral() as instance:
+            yield Home(folder, instance, fixed_eval_set)
 
 
-def materialize(home, training_data_dir, training=None, selection=None, eval_config=None):
+class Home:
+    """The module's DAGSTER_HOME folder, its instance and the fixed evaluation set."""
+
+    def __init__(self, folder, instance, eval_set):
+        self.folder, self.instance, self.eval_set = folder, instance, eval_set
+
+    def __truediv__(self, name):
+        return self.folder / name
+
+
+def materialize(
+    home, training_data_dir, training=None, selection=None, eval_config=None, source=None
+):
     run_config = {
         "ops": {
             "base_model": {
@@ -59,7 +77,11 @@ def materialize(home, training_data_dir, training=None, selection=None, eval_con
                 }
             },
             "training_dataset": {
-                "config": {"source": str(training_data_dir), "min_valid_records": 40}
+                "config": {
+                    "source": str(source or training_data_dir),
+                    "min_valid_records": 40,
+                    "eval_set": str(home.eval_set),
+                }
             },
             "fine_tuned_model": {"config": {**FAST_TRAINING, **(training or {})}},
             "eval_report": {"config": {**FAST_EVAL, **(eval_config or {})}},
@@ -78,6 +100,7 @@ def materialize(home, training_data_dir, training=None, selection=None, eval_con
             # The project's IO manager: asset values must be storable as JSON.
             "io_manager": LocalFormatIOManager(base_dir=str(home / "io")),
         },
+        instance=home.instance,
         raise_on_error=False,
     )
 
@@ -107,12 +130,20 @@ def first_run(home, training_data_dir):
     return result
 
 
-def test_first_run_promotes_the_candidate_with_its_manifest(first_run):
+def test_first_run_promotes_the_candidate_with_its_manifest(first_run, home):
     report = first_run.output_for_node("eval_report")
     assert report["champion_source"] == "base model (no serving config yet)"
+    # Judged on the fixed set, which no training record repeats, with the held-out split beside.
+    assert report["eval_set"]["path"] == str(home.eval_set)
+    assert report["eval_set"]["version"] == 1 and len(report["eval_set"]["sha256"]) == 64
+    assert report["n_eval_records"] == 16
     assert report["candidate"]["perplexity"] < report["base"]["perplexity"] * 0.99
+    assert report["held_out"]["candidate"]["perplexity"] is not None
+    assert "held-out split of the new training data" in Path(report["report_path"]).read_text()
     assert check_results(first_run)["promotion_gate"].passed
     assert check_results(first_run)["quarantine_rate"].passed
+    disjoint = check_results(first_run)["eval_split_disjoint"]
+    assert disjoint.passed and disjoint.metadata["leaked_eval_split_turns"].value == 0
 
     model = first_run.output_for_node("fine_tuned_model")
     assert Path(model["path"]).parent == paths.models_dir()
@@ -122,6 +153,8 @@ def test_first_run_promotes_the_candidate_with_its_manifest(first_run):
     assert manifest["hyperparameters"]["max_steps"] == 30
     assert manifest["artifact"] == "merged_model"
     assert "package" in manifest["code_version"]
+    assert manifest["weights_sha256"] == weights.folder_sha256(model["path"])
+    assert report["candidate_weights_sha256"] == manifest["weights_sha256"]
     losses = [point["loss"] for point in manifest["training_metrics"]["loss_history"]]
     assert losses[-1] < losses[0]
     assert not list(paths.models_dir().glob(".tmp-*"))
@@ -137,6 +170,7 @@ def test_first_run_promotes_the_candidate_with_its_manifest(first_run):
     current = serving.current_entry(paths.serving_dir())
     assert current["manifest_path"] == model["manifest_path"]
     assert current["version"] == 1
+    assert current["weights_sha256"] == manifest["weights_sha256"]
 
     materialization = first_run.asset_materializations_for_node("fine_tuned_model")[0]
     assert materialization.metadata["loss_points_streamed"].value == len(losses)
@@ -144,6 +178,43 @@ def test_first_run_promotes_the_candidate_with_its_manifest(first_run):
     assert "| step | loss |" in materialization.metadata["loss_curve"].value
     base = first_run.asset_materializations_for_node("base_model")[0]
     assert "locally-built tiny GPT-2" in base.metadata["label"].value
+
+
+def test_nothing_changed_nothing_trained_and_the_refusal_is_clean(
+    home, training_data_dir, first_run
+):
+    before = serving_files()
+    models = sorted(paths.models_dir().iterdir())
+    # Same data, base model, hyperparameters and code as the candidate being served.
+    result = materialize(home, training_data_dir)
+    assert result.success  # a refused promotion is an outcome, not a failed run
+    [trained] = result.asset_materializations_for_node("fine_tuned_model")
+    assert trained.metadata["trained"].value is False
+    assert "nothing changed since run" in trained.metadata["reason"].value
+    assert sorted(paths.models_dir().iterdir()) == models  # no new folder: nothing trained
+    assert result.output_for_node("fine_tuned_model")["path"] == str(
+        first_run.output_for_node("fine_tuned_model")["path"]
+    )
+    gate = check_results(result)["promotion_gate"]
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN
+    assert "candidate is not the model being served" in gate.description
+    [kept] = result.asset_materializations_for_node("serving_config")
+    assert kept.metadata["promoted"].value is False and kept.metadata["version"].value == 1
+    assert serving_files() == before
+    assert not [e for e in result.all_events if e.is_failure]
+
+    # Once more, unchanged: the same models on the same records are not evaluated again.
+    again = materialize(home, training_data_dir)
+    assert again.success
+    [report] = again.asset_materializations_for_node("eval_report")
+    assert report.metadata["evaluated"].value is False
+    assert again.output_for_node("eval_report")["evaluated_in_run"] == result.run_id
+    assert (
+        again.output_for_node("eval_report")["candidate"]
+        == (result.output_for_node("eval_report")["candidate"])
+    )
+    assert not check_results(again)["promotion_gate"].passed
+    assert serving_files() == before
 
 
 def test_sabotaged_candidate_fails_the_gate_and_serving_is_unchanged(
@@ -157,13 +228,15 @@ def test_sabotaged_candidate_fails_the_gate_and_serving_is_unchanged(
         training={"method": "full", "learning_rate": 1000.0, "max_steps": 10},
         selection=DOWNSTREAM,
     )
+    assert result.success
     gate = check_results(result)["promotion_gate"]
     assert not gate.passed
     assert "FAILED" in gate.description
     report = result.output_for_node("eval_report")
     assert report["champion_source"] == "serving config version 1"
     assert not report["gate"]["passed"]
-    assert result.asset_materializations_for_node("serving_config") == []
+    [kept] = result.asset_materializations_for_node("serving_config")
+    assert kept.metadata["promoted"].value is False
     assert serving_files() == before
 
 
@@ -230,3 +303,67 @@ def test_promoted_model_answers_through_transformers_serve(first_run):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_promotion_is_refused_when_the_champion_or_the_weights_changed_after_evaluation(
+    home, training_data_dir, first_run
+):
+    # A new candidate, judged with a permissive gate so that only the checks below can stop it.
+    evaluated = materialize(
+        home,
+        training_data_dir,
+        training={"method": "full", "learning_rate": 1e-3},
+        selection=["fine_tuned_model", "eval_report"],
+        eval_config={"min_relative_improvement": -10.0},
+    )
+    assert evaluated.success
+    report = evaluated.output_for_node("eval_report")
+    assert report["gate"]["passed"]
+    champion = serving.current_entry(paths.serving_dir())
+    assert report["champion_version"] == champion["version"]
+
+    # Another promotion lands between the evaluation and serving_config: compare-and-swap.
+    other = serving.promote(paths.serving_dir(), {**champion, "run_id": "concurrent"})
+    before = serving_files()
+    conflict = materialize(home, training_data_dir, selection=["serving_config"])
+    assert not conflict.success
+    [failure] = [e for e in conflict.all_events if e.is_step_failure]
+    assert f"version {other['version']} now" in failure.step_failure_data.error.message
+    assert serving_files() == before
+    serving.rollback(paths.serving_dir(), reason="undo the concurrent promotion")
+
+    # The evaluated weights replaced by noise after eval_report: not promoted.
+    before = serving_files()
+    weights_file = Path(report["candidate_model"]["path"]) / "model.safetensors"
+    data = bytearray(weights_file.read_bytes())
+    data[-64:] = bytes(64)
+    weights_file.write_bytes(bytes(data))
+    tampered = materialize(home, training_data_dir, selection=["serving_config"])
+    assert not tampered.success
+    [failure] = [e for e in tampered.all_events if e.is_step_failure]
+    assert "changed" in failure.step_failure_data.error.message
+    assert serving_files() == before
+
+
+def test_candidate_trained_on_garbage_is_refused(
+    home, training_data_dir, first_run, tmp_path, garbage_factory, jsonl_writer
+):
+    garbage = tmp_path / "garbage"
+    jsonl_writer(garbage / "garbage.jsonl", garbage_factory())
+    before = serving_files()
+    # Trained for real on valid records of random words; judged on the fixed set.
+    result = materialize(
+        home,
+        training_data_dir,
+        selection=["training_dataset", *DOWNSTREAM],
+        source=garbage,
+    )
+    assert result.success
+    report = result.output_for_node("eval_report")
+    assert report["champion_source"].startswith("serving config version")
+    assert not report["gate"]["passed"]
+    assert report["candidate"]["perplexity"] > report["champion"]["perplexity"]
+    # On the garbage's own held-out split it looks better: that split does not decide.
+    held_out = report["held_out"]
+    assert held_out["candidate"]["perplexity"] < held_out["champion"]["perplexity"]
+    assert serving_files() == before

@@ -3,12 +3,15 @@
 import json
 import logging
 import math
+import multiprocessing
+import threading
+from pathlib import Path
 
 import pytest
 import yaml
 
 from genai_assets.finetune import rollback as rollback_cli
-from genai_assets.finetune import serving
+from genai_assets.finetune import serving, weights
 from genai_assets.finetune.serving import GateThresholds, decide_promotion
 
 
@@ -41,7 +44,7 @@ def metrics(ppl, rouge=0.3, bleu=10.0):
 def test_gate(candidate, champion, thresholds, passed, failed_rule):
     decision = decide_promotion(candidate, champion, thresholds)
     assert decision.passed is passed
-    assert len(decision.reasons) == 4 + (thresholds.max_perplexity is not None)
+    assert len(decision.reasons) == 5 + (thresholds.max_perplexity is not None)
     failed = [r for r in decision.reasons if r.startswith("FAILED")]
     if failed_rule is None:
         assert failed == []
@@ -111,7 +114,96 @@ def test_promote_keeps_history_and_rollback_restores_the_previous_config(tmp_pat
     assert state["rolled_back"][0]["rollback_reason"] == "b answers badly"
     third = serving.promote(tmp_path, entry("c"))
     assert third["version"] == 3  # versions are never reused after a rollback
-    assert sorted(p.name for p in tmp_path.iterdir()) == [serving.STATE, serving.VLLM_CONFIG]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [serving.LOCK, serving.CURRENT, serving.GENERATIONS, serving.STATE, serving.VLLM_CONFIG]
+    )
+
+
+def test_the_candidate_that_is_the_champion_is_refused():
+    decision = decide_promotion(metrics(50), metrics(100), GateThresholds(), same_weights=True)
+    assert not decision.passed
+    assert decision.reasons[0].startswith("FAILED: candidate is not the model being served")
+
+
+def test_both_serving_files_change_in_one_step(tmp_path, monkeypatch):
+    serving.promote(tmp_path, entry("a"))
+    before = {n: (tmp_path / n).read_bytes() for n in (serving.STATE, serving.VLLM_CONFIG)}
+    real = serving.atomic_write_text
+
+    def crash_on_the_second_file(path, text):
+        if path.name == serving.VLLM_CONFIG:
+            raise OSError("killed between the two files")
+        real(path, text)
+
+    monkeypatch.setattr(serving, "atomic_write_text", crash_on_the_second_file)
+    with pytest.raises(OSError, match="killed"):
+        serving.promote(tmp_path, entry("b"))
+    # The state was written, but not committed: readers still see the old pair.
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before
+    monkeypatch.setattr(serving, "atomic_write_text", real)
+    assert serving.promote(tmp_path, entry("b"))["version"] == 2
+    assert yaml.safe_load((tmp_path / serving.VLLM_CONFIG).read_text()) == {"model": "/models/b"}
+
+
+def test_promotion_is_a_compare_and_swap_on_the_champion(tmp_path):
+    serving.promote(tmp_path, entry("a"), expected_version=None)
+    serving.promote(tmp_path, entry("b"), expected_version=1)
+    before = (tmp_path / serving.STATE).read_bytes()
+    # A candidate judged against version 1 while version 2 is serving must not replace it.
+    with pytest.raises(serving.ServingConflict, match="version 2 now.*against version 1"):
+        serving.promote(tmp_path, entry("c"), expected_version=1)
+    with pytest.raises(serving.ServingConflict):
+        serving.promote(tmp_path, entry("c"), expected_version=None)
+    assert (tmp_path / serving.STATE).read_bytes() == before
+
+
+def test_promotion_waits_for_the_serving_lock(tmp_path):
+    done = threading.Event()
+    with serving.serving_lock(tmp_path):
+        worker = threading.Thread(
+            target=lambda: (serving.promote(tmp_path, entry("a")), done.set())
+        )
+        worker.start()
+        assert not done.wait(0.5), "promote did not wait for the lock holder"
+    worker.join(timeout=10)
+    assert done.is_set() and serving.current_entry(tmp_path)["version"] == 1
+
+
+def _promote_many(folder: str, name: str, count: int) -> None:
+    for index in range(count):
+        serving.promote(Path(folder), entry(f"{name}-{index}"))
+        if index % 3 == 2:
+            serving.rollback(Path(folder), reason=name)
+
+
+def test_concurrent_promotions_and_rollbacks_lose_no_update(tmp_path):
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_promote_many, args=(str(tmp_path), f"w{n}", 9)) for n in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    state = serving.read_state(tmp_path)
+    entries = [state["current"], *state["history"], *state["rolled_back"]]
+    # 27 promotions, 9 rollbacks: every entry is somewhere, none twice.
+    assert sorted(e["version"] for e in entries) == list(range(1, 28))
+    assert len(state["rolled_back"]) == 9
+
+
+def test_weights_hash_ties_a_folder_to_its_recorded_files(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "config.json").write_text("{}")
+    recorded = weights.folder_sha256(folder)
+    (folder / "manifest.json").write_text(json.dumps({"weights_sha256": recorded}))
+    assert weights.verify(folder, recorded, "the manifest") == recorded  # manifest not hashed
+    (folder / "model.safetensors").write_bytes(b"weightz")
+    with pytest.raises(weights.WeightsMismatch, match="the manifest recorded"):
+        weights.verify(folder, recorded, "the manifest")
 
 
 def test_atomic_write_never_leaves_a_partial_file(tmp_path, monkeypatch):
@@ -137,3 +229,15 @@ def test_rollback_command(tmp_path, caplog):
     state = json.loads((tmp_path / serving.STATE).read_text())
     assert state["current"]["model_dir"] == "/models/a"
     assert "version 1" in caplog.text
+
+
+def test_a_serving_folder_from_before_generations_is_taken_over(tmp_path):
+    """Plain serving_state.json and vllm_serve.yaml files, as earlier versions wrote them."""
+    old_state = {"current": entry("a") | {"version": 1}, "history": [], "rolled_back": []}
+    (tmp_path / serving.STATE).write_text(json.dumps(old_state))
+    (tmp_path / serving.VLLM_CONFIG).write_text("model: /models/a\n")
+    promoted = serving.promote(tmp_path, entry("b"), expected_version=1)
+    assert promoted["version"] == 2
+    assert (tmp_path / serving.STATE).is_symlink() and (tmp_path / serving.VLLM_CONFIG).is_symlink()
+    assert serving.rollback(tmp_path)["model_dir"] == "/models/a"
+    assert yaml.safe_load((tmp_path / serving.VLLM_CONFIG).read_text()) == {"model": "/models/a"}

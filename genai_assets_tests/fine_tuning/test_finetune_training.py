@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 
 from genai_assets.defs.fine_tuning.assets import FineTuneConfig
 from genai_assets.finetune import dataset as ds
-from genai_assets.finetune import evaluation
+from genai_assets.finetune import evaluation, weights
 from genai_assets.finetune.formatting import count_tokens
 from genai_assets.finetune.tiny_model import CHATML_TEMPLATE, TINY_MODEL_LABEL, ensure_tiny_model
 from genai_assets.training import sft
@@ -72,6 +72,8 @@ def test_cli_trains_a_kept_lora_adapter_atomically(tmp_path, tiny_model_dir, dat
     )
     manifest = json.loads((output / sft.MANIFEST).read_text())
     assert manifest["artifact"] == "lora_adapter"
+    # The hash covers every file but the manifest, so later steps can tell the weights apart.
+    assert manifest["weights_sha256"] == weights.folder_sha256(output)
     assert manifest["hyperparameters"]["max_steps"] == 6
     assert manifest["training_metrics"]["global_step"] == 6
     assert [p["step"] for p in manifest["training_metrics"]["loss_history"]] == [1, 2, 4, 6]
@@ -106,3 +108,16 @@ def test_tiny_model_reads_the_corpus_before_it_is_saved(
     assert info["pretrain_steps"] > 0 and info["pretrain_tokens"] >= 256
     assert info["pretrain_final_loss"] < 3.0  # a repeated sentence is learned quickly
     assert folder.name != tiny_model_dir.name  # the same build without reading the corpus
+
+
+def test_training_fingerprint_changes_with_each_input():
+    hp = sft.SFTHyperparameters()
+    base = {"dataset_hash": "d" * 64, "base_model": "m", "hyperparameters": hp}
+    same = sft.training_fingerprint(**base)
+    assert same == sft.training_fingerprint(**base)
+    changed = [
+        {**base, "dataset_hash": "e" * 64},
+        {**base, "base_model": "other"},
+        {**base, "hyperparameters": sft.SFTHyperparameters(learning_rate=1e-3)},
+    ]
+    assert len({same, *(sft.training_fingerprint(**c) for c in changed)}) == 4

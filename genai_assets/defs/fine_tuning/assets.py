@@ -19,11 +19,16 @@ from pydantic import Field
 
 from genai_assets import settings
 from genai_assets.finetune import dataset as ds
-from genai_assets.finetune import evaluation, paths, serving
+from genai_assets.finetune import eval_set, evaluation, paths, serving, weights
 from genai_assets.finetune.k8s import GpuPodSettings, k8s_op_tags
 from genai_assets.finetune.tiny_model import TINY_MODEL_LABEL, ensure_tiny_model
 from genai_assets.resources.training_runner import TrainingRunnerResource
-from genai_assets.training.sft import MANIFEST, SFTHyperparameters, TrainingJob
+from genai_assets.training.sft import (
+    MANIFEST,
+    SFTHyperparameters,
+    TrainingJob,
+    training_fingerprint,
+)
 
 GROUP = "fine_tuning"
 TINY_LOCAL = "tiny-local"
@@ -115,6 +120,23 @@ class TrainingDatasetConfig(dg.Config):
     min_valid_records: int = Field(
         default=20, description="The run fails when fewer valid records than this remain."
     )
+    eval_set: str = Field(
+        default="",
+        description="The fixed, versioned evaluation set the promotion gate judges on (a JSONL "
+        "file beside its <name>.json manifest); empty means the shipped "
+        "genai_assets/data/eval_sets/skyline_v1.jsonl. Training records that repeat one of its "
+        "questions or answers are quarantined.",
+    )
+
+
+def _load_eval_set(path: str) -> eval_set.EvalSet:
+    try:
+        return eval_set.load_eval_set(path)
+    except (OSError, ValueError) as error:
+        raise dg.Failure(
+            description=f"fixed evaluation set {path}: {error}",
+            allow_retries=False,  # a missing or changed file stays so on retry
+        ) from error
 
 
 def _source_lines(source: str, s3: S3Resource):
@@ -125,11 +147,12 @@ def _source_lines(source: str, s3: S3Resource):
 
 
 @dg.asset(
-    code_version="1",  # bump when what the asset computes changes
+    code_version="2",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"json"},
-    description="Validated chat conversations split into train and eval by record hash; bad "
-    "lines are quarantined with their line number and reason.",
+    description="Validated chat conversations split into train and eval by group (records "
+    "sharing a question or an answer stay on one side); bad lines, and records that repeat "
+    "the fixed evaluation set, are quarantined with their line number and reason.",
 )
 def training_dataset(
     context: dg.AssetExecutionContext,
@@ -143,6 +166,7 @@ def training_dataset(
     from genai_assets.finetune.formatting import count_tokens
 
     source = config.source or str(paths.training_data_dir())
+    fixed = _load_eval_set(config.eval_set or str(eval_set.DEFAULT_EVAL_SET))
     tokenizer = AutoTokenizer.from_pretrained(base_model["name_or_path"])
     result = ds.validate(
         _source_lines(source, s3),
@@ -150,6 +174,7 @@ def training_dataset(
         max_tokens=config.max_tokens,
         eval_fraction=config.eval_fraction,
     )
+    n_overlap = ds.exclude_overlap(result, fixed.reserved_turns(), fixed.label)
     content_hash = result.content_hash()
     stats = ds.token_stats(result.records)
     summary = {
@@ -163,6 +188,8 @@ def training_dataset(
         "max_tokens": config.max_tokens,
         "eval_fraction": config.eval_fraction,
         "tokenizer": base_model["name_or_path"],
+        "eval_set": fixed.identity(),
+        "n_eval_set_overlap": n_overlap,
     }
     folder = ds.write_dataset(result, paths.datasets_dir() / content_hash[:16], summary)
     for item in result.quarantined:
@@ -188,6 +215,8 @@ def training_dataset(
             "n_train": dg.MetadataValue.int(len(result.train)),
             "n_eval": dg.MetadataValue.int(len(result.eval)),
             "n_quarantined": dg.MetadataValue.int(len(result.quarantined)),
+            "n_eval_set_overlap": dg.MetadataValue.int(n_overlap),
+            "eval_set": fixed.label,
             "quarantine": dg.MetadataValue.md(quarantine_table),
             "tokens_total": dg.MetadataValue.int(int(stats.get("total", 0))),
             "tokens_mean": dg.MetadataValue.float(float(stats.get("mean", 0.0))),
@@ -246,14 +275,16 @@ def _loss_table(history: list[dict], rows: int = 25) -> str:
 
 
 @dg.asset(
-    code_version="1",  # bump when what the asset computes changes
+    code_version="2",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"pytorch", "huggingface"},
     pool="gpu_training",
     op_tags=GPU_OP_TAGS,
     description="The base model fine-tuned on the training split (LoRA by default), trained "
     "by `python -m genai_assets.training.sft` under Dagster Pipes: a local subprocess or a "
-    "Kubernetes GPU pod (resource training_runner). A folder with a manifest.json.",
+    "Kubernetes GPU pod (resource training_runner). A folder with a manifest.json (with the "
+    "sha256 of its weights). Not trained again when the data, base model, hyperparameters and "
+    "training code equal the last candidate's: the materialization says so and reuses it.",
 )
 def fine_tuned_model(
     context: dg.AssetExecutionContext,
@@ -262,16 +293,46 @@ def fine_tuned_model(
     base_model: dict,
     training_dataset: dict,
 ) -> dg.Output[dict]:
-    """Train through the training runner; the folder appears only when training completed."""
+    """Train through the training runner, unless the last candidate had the same inputs."""
     hyperparameters = SFTHyperparameters.from_dict(config.model_dump())
+    name_or_path = base_model["name_or_path"]
+    fingerprint = training_fingerprint(
+        dataset_hash=training_dataset["content_hash"],
+        # A local folder counts by its content: a rebuilt base model is a change.
+        base_model=weights.folder_sha256(name_or_path)
+        if Path(name_or_path).is_dir()
+        else name_or_path,
+        hyperparameters=hyperparameters,
+    )
+    reused = _last_candidate_if_unchanged(context, fingerprint)
+    if reused is not None:
+        output, manifest, run_id = reused
+        reason = (
+            f"nothing changed since run {run_id[:8]}: same training data, base model, "
+            f"hyperparameters and training code, so training would reproduce {output}; "
+            "not trained again"
+        )
+        context.log.info(reason)
+        return dg.Output(
+            _model_value(output, manifest),
+            metadata={
+                "trained": dg.MetadataValue.bool(False),
+                "reason": reason,
+                "training_fingerprint": fingerprint,
+                "weights_sha256": manifest["weights_sha256"],
+                "model_dir": dg.MetadataValue.path(str(output)),
+                "dataset_hash": training_dataset["content_hash"],
+            },
+        )
     output = paths.models_dir() / f"sft-{context.run_id[:8]}-{context.retry_number}"
     job = TrainingJob(
-        base_model=base_model["name_or_path"],
+        base_model=name_or_path,
         dataset_dir=training_dataset["path"],
         output_dir=str(output),
         hyperparameters=hyperparameters,
         dataset_hash=training_dataset["content_hash"],
         base_model_label=base_model["label"],
+        fingerprint=fingerprint,
     )
     invocation = training_runner.run(context, extras={"job": job.to_dict()})
     if not (output / MANIFEST).exists():
@@ -286,7 +347,11 @@ def fine_tuned_model(
     pipes_metadata = invocation.get_materialize_result().metadata or {}
     metadata = {
         **pipes_metadata,
-        "base_model": base_model["name_or_path"],
+        "trained": dg.MetadataValue.bool(True),
+        "model_dir": dg.MetadataValue.path(str(output)),  # where the next run looks for it
+        "training_fingerprint": fingerprint,
+        "weights_sha256": manifest["weights_sha256"],
+        "base_model": name_or_path,
         "base_model_label": base_model["label"],
         "dataset_hash": training_dataset["content_hash"],
         "method": config.method,
@@ -299,17 +364,54 @@ def fine_tuned_model(
     for key, point in (("first_loss", history[:1]), ("last_loss", history[-1:])):
         if point and point[0]["loss"] is not None:
             metadata[key] = dg.MetadataValue.float(float(point[0]["loss"]))
-    value = {
+    return dg.Output(_model_value(output, manifest), metadata=metadata)
+
+
+def _model_value(output: Path, manifest: dict) -> dict:
+    return {
         "path": str(output),
         "manifest_path": str(output / MANIFEST),
         "artifact": manifest["artifact"],
         "base_model": manifest["base_model"],
         "dataset_hash": manifest["dataset_hash"],
+        "weights_sha256": manifest["weights_sha256"],
+        "training_fingerprint": manifest.get("training_fingerprint", ""),
         "training_metrics": {
             k: v for k, v in manifest["training_metrics"].items() if k != "loss_history"
         },
     }
-    return dg.Output(value, metadata=metadata)
+
+
+def _last_candidate_if_unchanged(
+    context: dg.AssetExecutionContext, fingerprint: str
+) -> tuple[Path, dict, str] | None:
+    """The last candidate's folder, manifest and run, when its inputs were these.
+
+    Only when its folder is still there with the same fingerprint and the weights
+    its manifest recorded; anything else (no earlier candidate, other inputs, a
+    deleted or altered folder) trains.
+    """
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    metadata = event.asset_materialization.metadata
+    last = metadata.get("training_fingerprint")
+    folder = metadata.get("model_dir")
+    if last is None or last.value != fingerprint or folder is None:
+        return None
+    output = Path(str(folder.value))
+    if not (output / MANIFEST).exists():
+        context.log.info(f"the last candidate {output} is gone: training again")
+        return None
+    manifest = json.loads((output / MANIFEST).read_text())
+    if manifest.get("training_fingerprint") != fingerprint or "weights_sha256" not in manifest:
+        return None
+    try:
+        weights.verify(output, manifest["weights_sha256"], f"{output / MANIFEST}")
+    except weights.WeightsMismatch as error:
+        context.log.warning(f"{error}: training again")
+        return None
+    return output, manifest, event.run_id
 
 
 class EvalReportConfig(dg.Config):
@@ -333,25 +435,64 @@ class EvalReportConfig(dg.Config):
     )
 
 
-def _champion(base: dict) -> tuple[str, str]:
-    """The model serving now (or the base model before any promotion) and where it came from."""
+def _champion(base: dict) -> dict:
+    """The model serving now (or the base model before any promotion), checked against its entry.
+
+    Returns ``path``, ``source``, ``version`` (None before any promotion) and
+    ``weights_sha256`` (None for the base model or an entry from before weight hashes).
+    """
     entry = serving.current_entry(paths.serving_dir())
     if entry is None:
-        return base["name_or_path"], "base model (no serving config yet)"
+        return {
+            "path": base["name_or_path"],
+            "source": "base model (no serving config yet)",
+            "version": None,
+            "weights_sha256": None,
+        }
     if not Path(entry["model_dir"]).exists():
         raise dg.Failure(
             f"the serving config (version {entry['version']}) names {entry['model_dir']}, "
             "which no longer exists; restore it or roll back before evaluating"
         )
-    return entry["model_dir"], f"serving config version {entry['version']}"
+    recorded = entry.get("weights_sha256")
+    if recorded is not None:
+        try:  # the champion's numbers must be those of the weights being served
+            weights.verify(
+                entry["model_dir"], recorded, f"serving config version {entry['version']}"
+            )
+        except weights.WeightsMismatch as error:
+            raise dg.Failure(str(error), allow_retries=False) from error
+    return {
+        "path": entry["model_dir"],
+        "source": f"serving config version {entry['version']}",
+        "version": entry["version"],
+        "weights_sha256": recorded,
+    }
+
+
+def _previous_evaluation(context: dg.AssetExecutionContext, key: str) -> dict | None:
+    """The last report's numbers and run id, when it evaluated exactly this (its ``key``)."""
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    metadata = event.asset_materialization.metadata
+    if "evaluation_key" not in metadata or metadata["evaluation_key"].value != key:
+        return None
+    report_json = Path(str(metadata["report_path"].value)).with_suffix(".json")
+    if not report_json.exists():
+        return None
+    report = json.loads(report_json.read_text())
+    return {**report, "run_id": report.get("evaluated_in_run", event.run_id)}
 
 
 @dg.asset(
-    code_version="1",  # bump when what the asset computes changes
+    code_version="2",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"pytorch"},
-    description="Held-out perplexity, ROUGE-L and BLEU of the candidate, the base model and "
-    "the champion (the model the serving config names), side by side, with the gate verdict.",
+    description="Perplexity, ROUGE-L and BLEU of the candidate, the base model and the champion "
+    "(the model the serving config names) on the fixed, versioned evaluation set, which new "
+    "training data cannot change, with the gate verdict; the new data's held-out split is "
+    "reported beside it. Records the sha256 of the candidate weights it evaluated.",
 )
 def eval_report(
     context: dg.AssetExecutionContext,
@@ -360,38 +501,101 @@ def eval_report(
     training_dataset: dict,
     fine_tuned_model: dict,
 ) -> dg.Output[dict]:
-    """Evaluate the three models on the eval split and write the report (markdown and JSON)."""
-    records = ds.read_split(Path(training_dataset["path"]), "eval")
+    """Evaluate the models on the fixed eval set and the held-out split; write the report."""
+    recorded_set = training_dataset["eval_set"]
+    fixed = _load_eval_set(recorded_set["path"])
+    if fixed.sha256 != recorded_set["sha256"]:
+        raise dg.Failure(
+            f"the fixed evaluation set {fixed.path} changed since training_dataset read it "
+            f"({recorded_set['sha256'][:12]} -> {fixed.sha256[:12]}); run the whole job again",
+            allow_retries=False,
+        )
+    held_out = ds.read_split(Path(training_dataset["path"]), "eval")
     settings_ = evaluation.EvalSettings(
         max_new_tokens=config.max_new_tokens,
         max_generation_examples=config.max_generation_examples,
     )
-    champion_path, champion_source = _champion(base_model)
-    results = {"candidate": evaluation.evaluate_model(fine_tuned_model["path"], records, settings_)}
-    results["base"] = evaluation.evaluate_model(base_model["name_or_path"], records, settings_)
-    if champion_path == base_model["name_or_path"]:
-        results["champion"] = results["base"]
+    try:  # the weights evaluated must be the weights training wrote
+        candidate_sha = weights.verify(
+            fine_tuned_model["path"], fine_tuned_model["weights_sha256"], "the training manifest"
+        )
+    except weights.WeightsMismatch as error:
+        raise dg.Failure(str(error), allow_retries=False) from error
+    champion = _champion(base_model)
+    same_weights = candidate_sha == champion["weights_sha256"]
+
+    def evaluate(records: list[dict], with_base: bool) -> dict[str, dict]:
+        scored = {
+            "candidate": evaluation.evaluate_model(fine_tuned_model["path"], records, settings_)
+        }
+        if with_base or champion["version"] is None:
+            scored["base"] = evaluation.evaluate_model(
+                base_model["name_or_path"], records, settings_
+            )
+        if champion["version"] is None:
+            scored["champion"] = scored["base"]
+        elif same_weights:
+            scored["champion"] = scored["candidate"]
+        else:
+            scored["champion"] = evaluation.evaluate_model(champion["path"], records, settings_)
+        return scored
+
+    key = evaluation.evaluation_key(
+        candidate=candidate_sha,
+        champion=champion["weights_sha256"] or f"{champion['path']}@{champion['version']}",
+        base_model=base_model["name_or_path"],
+        eval_set=fixed.sha256,
+        held_out=training_dataset["content_hash"],
+        settings=asdict(settings_),
+    )
+    reused = _previous_evaluation(context, key)
+    if reused is not None:  # the same models on the same records: the numbers cannot differ
+        results = {name: reused[name] for name in ("candidate", "base", "champion")}
+        held_out_results = reused["held_out"]
+        context.log.info(
+            f"same models and records as run {reused['run_id'][:8]}: not evaluated again"
+        )
     else:
-        results["champion"] = evaluation.evaluate_model(champion_path, records, settings_)
+        results = evaluate(fixed.records, with_base=True)
+        held_out_results = evaluate(held_out, with_base=False)
     thresholds = serving.GateThresholds(
         max_perplexity=config.max_perplexity,
         min_rouge_l=config.min_rouge_l,
         min_bleu=config.min_bleu,
         min_relative_improvement=config.min_relative_improvement,
     )
-    gate = serving.decide_promotion(results["candidate"], results["champion"], thresholds)
-    markdown = evaluation.render_report(results, gate.to_dict())
-    markdown += f"\nChampion: {champion_source}. Base model: {base_model['label']}.\n"
+    gate = serving.decide_promotion(
+        results["candidate"], results["champion"], thresholds, same_weights=same_weights
+    )
+    markdown = evaluation.render_report(
+        results, gate.to_dict(), title=f"fixed evaluation set {fixed.label}"
+    )
+    markdown += "\n" + evaluation.render_report(
+        held_out_results,
+        None,
+        title="held-out split of the new training data (not gated)",
+        heading="##",
+    )
+    markdown += f"\nChampion: {champion['source']}. Base model: {base_model['label']}.\n"
     report_dir = paths.reports_dir() / f"{context.run_id[:8]}"
     report_dir.mkdir(parents=True, exist_ok=True)
     value = {
         **results,
-        "champion_source": champion_source,
+        "held_out": held_out_results,
+        "eval_set": fixed.identity(),
+        "champion_source": champion["source"],
+        "champion_version": champion["version"],
+        "champion_weights_sha256": champion["weights_sha256"],
+        "candidate_weights_sha256": candidate_sha,
+        "same_weights": same_weights,
         "candidate_model": fine_tuned_model,
         "gate_thresholds": asdict(thresholds),
         "gate": gate.to_dict(),
-        "n_eval_records": len(records),
+        "n_eval_records": len(fixed.records),
+        "n_held_out_records": len(held_out),
         "report_path": str(report_dir / "eval_report.md"),
+        "evaluation_key": key,
+        "evaluated_in_run": reused["run_id"] if reused else context.run_id,
     }
     serving.atomic_write_text(report_dir / "eval_report.md", markdown)
     serving.atomic_write_text(
@@ -400,14 +604,24 @@ def eval_report(
     metadata: dict[str, object] = {
         "report": dg.MetadataValue.md(markdown),
         "report_path": dg.MetadataValue.path(value["report_path"]),
-        "champion_source": champion_source,
+        "champion_source": champion["source"],
         "gate_passed": dg.MetadataValue.bool(gate.passed),
-        "n_eval_records": dg.MetadataValue.int(len(records)),
+        "eval_set": fixed.label,
+        "eval_set_version": dg.MetadataValue.int(fixed.version),
+        "eval_set_sha256": fixed.sha256,
+        "candidate_weights_sha256": candidate_sha,
+        "n_eval_records": dg.MetadataValue.int(len(fixed.records)),
+        "n_held_out_records": dg.MetadataValue.int(len(held_out)),
+        "evaluation_key": key,
+        "evaluated": dg.MetadataValue.bool(reused is None),
     }
-    for name, result in results.items():
-        for metric in ("perplexity", "rouge_l", "bleu"):
-            if result[metric] is not None:  # None: a diverged model (and a failed gate)
-                metadata[f"{name}_{metric}"] = dg.MetadataValue.float(float(result[metric]))
+    for prefix, scored in (("", results), ("held_out_", held_out_results)):
+        for name, result in scored.items():
+            for metric in ("perplexity", "rouge_l", "bleu"):
+                if result[metric] is not None:  # None: a diverged model (and a failed gate)
+                    metadata[f"{prefix}{name}_{metric}"] = dg.MetadataValue.float(
+                        float(result[metric])
+                    )
     return dg.Output(value, metadata=metadata)
 
 
@@ -436,29 +650,52 @@ def _max_model_len(model_dir: Path, base_model: str) -> int:
 
 
 @dg.asset(
-    code_version="1",  # bump when what the asset computes changes
+    code_version="2",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"yaml"},
-    description="The vLLM serve config for the promoted model (written atomically, previous "
-    "configs kept in a history; rollback with the rollback_serving_config job). Only "
-    "materialized when the promotion_gate check passes.",
+    output_required=False,  # a refused first promotion has no config in effect to record
+    description="The vLLM serve config of the promoted model. Promotes the candidate only when "
+    "the promotion gate passed, its weights still hash to what eval_report evaluated, and the "
+    "champion it was judged against is still the one serving (compare-and-swap, under the "
+    "serving lock); both serving files change in one atomic step, previous configs are kept "
+    "(rollback: the rollback_serving_config job). A refused promotion leaves serving untouched "
+    "and records the config in effect, with the reason.",
 )
 def serving_config(
     context: dg.AssetExecutionContext, config: ServingConfigConfig, eval_report: dict
-) -> dg.Output[dict]:
+):
     """Promote the candidate: write vllm_serve.yaml and the serving state."""
+    serving_dir = paths.serving_dir()
     decision = serving.decide_promotion(
         eval_report["candidate"],
         eval_report["champion"],
         serving.GateThresholds(**eval_report["gate_thresholds"]),
+        same_weights=eval_report["same_weights"],
     )
-    if not decision.passed:  # also guards runs that select serving_config without its check
-        raise dg.Failure(
-            "the promotion gate failed; the serving config is unchanged: "
-            + "; ".join(r for r in decision.reasons if r.startswith("FAILED"))
+    if not decision.passed:  # an expected outcome: the run stays green, serving untouched
+        refused = [r for r in decision.reasons if r.startswith("FAILED")]
+        current = serving.current_entry(serving_dir)
+        context.log.info("not promoted, the serving config is unchanged: " + "; ".join(refused))
+        if current is None:
+            return  # nothing serves yet, so there is no config in effect to record
+        yield dg.Output(
+            {**_serving_value(serving_dir, current), "promoted": False, "refused": refused},
+            metadata={
+                "promoted": dg.MetadataValue.bool(False),
+                "reason": "; ".join(refused),
+                "version": dg.MetadataValue.int(current["version"]),
+                "model_dir": dg.MetadataValue.path(current["model_dir"]),
+            },
         )
+        return
     candidate = eval_report["candidate_model"]
     model_dir = Path(candidate["path"])
+    try:  # promote exactly the weights that were evaluated
+        weights.verify(model_dir, eval_report["candidate_weights_sha256"], "eval_report")
+    except weights.WeightsMismatch as error:
+        raise dg.Failure(
+            f"not promoted: {error}; the serving config is unchanged", allow_retries=False
+        ) from error
     vllm = serving.build_vllm_config(
         model_dir=str(model_dir),
         artifact=candidate["artifact"],
@@ -468,33 +705,36 @@ def serving_config(
         dtype=config.dtype,
         tensor_parallel_size=config.tensor_parallel_size,
     )
-    serving_dir = paths.serving_dir()
-    entry = serving.promote(
-        serving_dir,
-        {
-            "model_dir": str(model_dir),
-            "manifest_path": candidate["manifest_path"],
-            "artifact": candidate["artifact"],
-            "served_model_name": config.served_model_name,
-            "vllm": vllm,
-            "metrics": {
-                name: {m: eval_report[name][m] for m in ("perplexity", "rouge_l", "bleu")}
-                for name in ("candidate", "champion", "base")
+    try:
+        entry = serving.promote(
+            serving_dir,
+            {
+                "model_dir": str(model_dir),
+                "manifest_path": candidate["manifest_path"],
+                "artifact": candidate["artifact"],
+                "weights_sha256": eval_report["candidate_weights_sha256"],
+                "eval_set": eval_report["eval_set"],
+                "served_model_name": config.served_model_name,
+                "vllm": vllm,
+                "metrics": {
+                    name: {m: eval_report[name][m] for m in ("perplexity", "rouge_l", "bleu")}
+                    for name in ("candidate", "champion", "base")
+                },
+                "replaced": eval_report["champion_source"],
+                "run_id": context.run_id,
             },
-            "replaced": eval_report["champion_source"],
-            "run_id": context.run_id,
-        },
-    )
+            expected_version=eval_report["champion_version"],
+        )
+    except serving.ServingConflict as error:
+        raise dg.Failure(str(error), allow_retries=False) from error
     config_path = serving_dir / serving.VLLM_CONFIG
-    return dg.Output(
-        {
-            **entry,
-            "config_path": str(config_path),
-            "state_path": str(serving_dir / serving.STATE),
-        },
+    yield dg.Output(
+        {**_serving_value(serving_dir, entry), "promoted": True},
         metadata={
+            "promoted": dg.MetadataValue.bool(True),
             "version": dg.MetadataValue.int(entry["version"]),
             "model_dir": dg.MetadataValue.path(str(model_dir)),
+            "weights_sha256": entry["weights_sha256"],
             "config_path": dg.MetadataValue.path(str(config_path)),
             "vllm_serve.yaml": dg.MetadataValue.md(
                 f"```yaml\n{config_path.read_text()}```\n"
@@ -503,3 +743,11 @@ def serving_config(
             ),
         },
     )
+
+
+def _serving_value(serving_dir: Path, entry: dict) -> dict:
+    return {
+        **entry,
+        "config_path": str(serving_dir / serving.VLLM_CONFIG),
+        "state_path": str(serving_dir / serving.STATE),
+    }

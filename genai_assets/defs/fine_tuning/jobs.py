@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from genai_assets.defs.automation.jobs import FINE_TUNING_GROUP
 from genai_assets.finetune import paths, serving
 
 
@@ -35,7 +36,13 @@ def rollback_serving_config_op(context: dg.OpExecutionContext, config: RollbackC
     return restored
 
 
-@dg.job(description="Put the previous model back into the serving config (vLLM config and state).")
+@dg.job(
+    description="Put the previous model back into the serving config (vLLM config and state), "
+    "under the serving lock and, by its domain tag, under the one-fine-tuning-run limit.",
+    # dagster.yaml admits one run with this tag at a time: a rollback never runs beside a
+    # promotion (the serving lock also orders it against the command-line rollback).
+    tags={"genai_assets/domain": FINE_TUNING_GROUP},
+)
 def rollback_serving_config() -> None:
     """One op: restore the previous serving entry."""
     rollback_serving_config_op()
