@@ -323,25 +323,26 @@ class Chunker:
         A token longer than ``max_chunk_chars`` cannot be in any chunk: the text on
         either side of it is chunked as if it were a document end.
         """
+        scores = _break_scores(text)
         spans: list[tuple[int, int]] = []
         run_start = 0
         for i, (start, end) in enumerate(offsets):
             if end - start > self.max_chunk_chars:
-                spans.extend(self._run_spans(text, offsets[run_start:i], limit_at))
+                spans.extend(self._run_spans(scores, offsets[run_start:i], limit_at))
                 run_start = i + 1
-        spans.extend(self._run_spans(text, offsets[run_start:], limit_at))
+        spans.extend(self._run_spans(scores, offsets[run_start:], limit_at))
         return spans
 
     def _run_spans(
         self,
-        text: str,
+        scores: dict[int, int],
         offsets: list[tuple[int, int]],
         limit_at: Callable[[int], int] | None,
     ) -> list[tuple[int, int]]:
+        """The spans of one run of tokens that all fit the character cap."""
         n = len(offsets)
         if n == 0:
             return []
-        scores = _break_scores(text)
         starts = [start for start, _ in offsets]
         ends = [end for _, end in offsets]
         token_score = [ANYWHERE] * n
