@@ -20,8 +20,9 @@ packaged all-MiniLM-L6-v2) at the same dtype:
 A retrieved chunk is relevant when it comes from an answer page
 (``genai_assets.rag.evaluation``: hit@5, recall@5 over pages, MRR@10, nDCG@10
 with a page counted once). Latency is per question, end to end (embedding the
-question and searching), after one warm-up query. ``--chunk-tokens 128 192 254``
-and ``--overlap-tokens`` run every ``ours*`` system at each setting.
+question and searching) and for the search alone, after one warm-up query.
+``--chunk-tokens 128 192 254`` and ``--overlap-tokens`` run every ``ours*`` system
+at each setting.
 
 Prints one table and the targets, writes everything (per-question ranks included)
 as JSON to ``bench/results/``. It is a benchmark, not a test.
@@ -90,6 +91,7 @@ class SystemResult:
     short_chunks: int
     build_s: float
     latencies_ms: list[float] = field(default_factory=list)
+    search_ms: list[float] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -97,6 +99,7 @@ class SystemResult:
             return statistics.fmean(row[key] for row in self.rows) if self.rows else 0.0
 
         ordered = sorted(self.latencies_ms)
+        search = sorted(self.search_ms)
         return {
             "system": self.name,
             "chunks": self.chunks,
@@ -108,6 +111,8 @@ class SystemResult:
             "ndcg_at_10": mean("ndcg_at_10"),
             "p50_ms": _percentile(ordered, 50),
             "p95_ms": _percentile(ordered, 95),
+            "search_p50_ms": _percentile(search, 50),
+            "search_p95_ms": _percentile(search, 95),
             "build_s": self.build_s,
         }
 
@@ -278,13 +283,22 @@ def _stats(texts: list[str]) -> tuple[float, int]:
 
 
 def _ask(
-    result: SystemResult, questions: list[GoldenQuestion], search: Callable[[str], list[str]]
+    result: SystemResult,
+    questions: list[GoldenQuestion],
+    embed: Callable[[str], list[float]],
+    lookup: Callable[[list[float], str], list[str]],
 ) -> SystemResult:
-    search(questions[0].question)  # warm-up: first-call allocations are not latency
+    """Ask every question: embed it, look it up; time both, and the lookup alone."""
+    first = questions[0].question
+    lookup(embed(first), first)  # warm-up: first-call allocations are not latency
     for question in questions:
         started = time.perf_counter()
-        sources = search(question.question)
-        result.latencies_ms.append((time.perf_counter() - started) * 1000)
+        vector = embed(question.question)
+        embedded = time.perf_counter()
+        sources = lookup(vector, question.question)
+        done = time.perf_counter()
+        result.latencies_ms.append((done - started) * 1000)
+        result.search_ms.append((done - embedded) * 1000)
         result.rows.append(score_question(question, sources))
     return result
 
@@ -306,12 +320,14 @@ def run_edge_system(
         name, len(chunks.texts), median_chars, short, time.perf_counter() - started
     )
 
-    def search(text: str) -> list[str]:
-        query = embedder.encode([text])[0].tolist()
-        return index.search(mode, query, text, TOP_K, args.rrf_k, args.prefetch)
+    def embed(text: str) -> list[float]:
+        return embedder.encode([text])[0].tolist()
+
+    def lookup(vector: list[float], text: str) -> list[str]:
+        return index.search(mode, vector, text, TOP_K, args.rrf_k, args.prefetch)
 
     try:
-        return _ask(result, questions, search)
+        return _ask(result, questions, embed, lookup)
     finally:
         index.close()
 
@@ -350,11 +366,12 @@ def run_langchain(
         "langchain", len(chunks.texts), median_chars, short, time.perf_counter() - started
     )
 
-    def search(text: str) -> list[str]:
-        return [doc.metadata["source"] for doc in store.similarity_search(text, k=TOP_K)]
+    def lookup(vector: list[float], text: str) -> list[str]:
+        hits = store.similarity_search_by_vector(vector, k=TOP_K)
+        return [doc.metadata["source"] for doc in hits]
 
     try:
-        return _ask(result, questions, search)
+        return _ask(result, questions, embeddings.embed_query, lookup)
     finally:
         client.close()
 
@@ -365,6 +382,7 @@ def run_llamaindex(
     from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
     from llama_index.core.ingestion import IngestionPipeline
     from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.core.schema import QueryBundle
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     from llama_index.vector_stores.qdrant import QdrantVectorStore
     from qdrant_client import QdrantClient
@@ -396,14 +414,12 @@ def run_llamaindex(
         vector_store, embed_model=embed_model
     ).as_retriever(similarity_top_k=TOP_K)
 
-    def search(text: str) -> list[str]:
-        return [
-            relative_source(hit.node.metadata["file_path"], root)
-            for hit in retriever.retrieve(text)
-        ]
+    def lookup(vector: list[float], text: str) -> list[str]:
+        hits = retriever.retrieve(QueryBundle(query_str=text, embedding=vector))
+        return [relative_source(hit.node.metadata["file_path"], root) for hit in hits]
 
     try:
-        return _ask(result, questions, search)
+        return _ask(result, questions, embed_model.get_query_embedding, lookup)
     finally:
         client.close()
 
@@ -443,6 +459,8 @@ def print_table(rows: list[dict]) -> None:
         ("nDCG@10", "ndcg_at_10", "{:.3f}"),
         ("p50 ms", "p50_ms", "{:.1f}"),
         ("p95 ms", "p95_ms", "{:.1f}"),
+        ("search p50", "search_p50_ms", "{:.1f}"),
+        ("search p95", "search_p95_ms", "{:.1f}"),
         ("build s", "build_s", "{:.1f}"),
     ]
     cells = [[fmt.format(row[key]) for _, key, fmt in columns] for row in rows]
@@ -488,7 +506,8 @@ def verdicts(rows: list[dict]) -> list[str]:
             )
         met = "MET   " if row["p50_ms"] <= QUERY_P50_MS else "MISSED"
         lines.append(
-            f"{met} {row['system']}: query p50 {row['p50_ms']:.1f} ms (target <= {QUERY_P50_MS})"
+            f"{met} {row['system']}: query p50 {row['p50_ms']:.1f} ms, embedding the question "
+            f"included (target <= {QUERY_P50_MS}); the search alone {row['search_p50_ms']:.1f} ms"
         )
     return lines
 
