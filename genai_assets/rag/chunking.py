@@ -115,6 +115,10 @@ MAX_CHARS_PER_TOKEN = 16
 # heading path is cut.
 CONTEXT_SHARE = 4
 CONTEXT_SEPARATOR = " > "
+# Inline markup in titles, which the model would otherwise read as noise: a role with
+# an optional explicit target (:func:`text <target>`), then ``literals`` and `quotes`.
+_RST_ROLE = re.compile(r":[\w.+-]+(?::[\w.+-]+)*:`[~!]?([^`<]*?)\s*(?:<[^>`]*>)?`")
+_INLINE_LITERAL = re.compile(r"``?([^`]+)``?")
 
 
 def _break_scores(text: str) -> dict[int, int]:
@@ -178,15 +182,20 @@ class _HeadingPaths:
         return self.paths[i - 1] if i else ()
 
 
+def _plain(title: str) -> str:
+    """A title without reST/Markdown inline markup: ``:mod:`bisect``` reads as ``bisect``."""
+    return _INLINE_LITERAL.sub(r"\1", _RST_ROLE.sub(r"\1", title)).strip()
+
+
 def contextual_prefix(title: str | None, heading_path: tuple[str, ...]) -> str:
     """What the model reads before a chunk's text: the document title, the heading path.
 
     ``Title > Section > Subsection`` and a blank line; the path's first heading is left out when
     it repeats the title; empty when there is neither.
     """
-    parts = [title.strip()] if title and title.strip() else []
-    for heading in heading_path:
-        if not parts or heading != parts[-1]:
+    parts = [_plain(title)] if title and _plain(title) else []
+    for heading in map(_plain, heading_path):
+        if heading and (not parts or heading != parts[-1]):
             parts.append(heading)
     return CONTEXT_SEPARATOR.join(parts) + "\n\n" if parts else ""
 

@@ -165,6 +165,12 @@ def test_contextual_prefix():
     assert contextual_prefix("Logging", ("Logging", "Handlers")) == "Logging > Handlers\n\n"
     assert contextual_prefix(None, ("Handlers",)) == "Handlers\n\n"
     assert contextual_prefix(None, ()) == ""
+    # Inline markup in reST titles is dropped: the model reads the words.
+    assert (
+        contextual_prefix(":mod:`bisect` --- Array bisection", ("Using ``insort``",))
+        == "bisect --- Array bisection > Using insort\n\n"
+    )
+    assert contextual_prefix(None, (":func:`sorted <python:sorted>` keys",)) == "sorted keys\n\n"
 
 
 @pytest.mark.parametrize("chunk_tokens", [254, 32])
