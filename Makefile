@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export RAGAS_DO_NOT_TRACK := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run dev test lint bench bench-deps bench-memory system-deps clean
+.PHONY: install run dev test lint bench bench-deps bench-memory bench-retrieval system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ BENCH_MEMORY_ARGS ?= --limit 30 --dtype bf16
 
 bench-memory: bench-deps
 	$(PY) -m bench.ingestion_benchmark --memory $(BENCH_MEMORY_ARGS)
+
+## Issue 17's retrieval benchmark: hit@5, recall@5, MRR@10, nDCG@10 and query latency of
+## ours (dense, hybrid, hybrid + contextual), LangChain and LlamaIndex on python3-doc.
+## Options: make bench-retrieval BENCH_ARGS="--chunk-tokens 128 192 254".
+bench-retrieval: bench-deps
+	$(PY) -m bench.retrieval_benchmark $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .dagster_home .pytest_cache

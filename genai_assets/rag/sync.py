@@ -36,7 +36,8 @@ from genai_assets.rag.index import DocumentState, QdrantIndex
 
 log = logging.getLogger(__name__)
 
-CHUNKER_VERSION = 1
+# 2: the last chunk gets at least a quarter of the limit; chunks capped in characters.
+CHUNKER_VERSION = 2
 POINT_NAMESPACE = uuid.UUID("5b0c3a52-9f1e-4d0e-8a39-2f3c1d7e6b10")
 
 
