@@ -128,14 +128,14 @@ def rag_quality_metrics(
         return embedders[name].encode
 
     k = config.top_k
-    with qdrant.open() as client:
-        live = BlueGreenIndex(client, alias).live()
+    with qdrant.open() as store:
+        live = BlueGreenIndex(store, alias).live()
         retrievals = [
-            ("candidate", model, retrieve_all(client, candidate, encoder(model), questions, k))
+            ("candidate", model, retrieve_all(store, candidate, encoder(model), questions, k))
         ]
         if config.compare_with_serving and live is not None and live != candidate:
-            serving_model = collection_model(client, live) or model
-            serving = retrieve_all(client, live, encoder(serving_model), questions, k)
+            serving_model = collection_model(store, live) or model
+            serving = retrieve_all(store, live, encoder(serving_model), questions, k)
             retrievals.append(("serving", serving_model, serving))
 
     llm_settings = (
@@ -381,8 +381,8 @@ def rag_serving_index(
                 f"evaluated {evaluated}; materialize rag_quality_metrics for {candidate} first",
                 allow_retries=False,
             )
-    with qdrant.open() as client:
-        index = BlueGreenIndex(client, alias, keep_previous=config.keep_previous)
+    with qdrant.open() as store:
+        index = BlueGreenIndex(store, alias, keep_previous=config.keep_previous)
         try:
             result = index.promote(candidate, reason=f"run {context.run_id}")
         except BlueGreenError as error:
@@ -439,9 +439,9 @@ def rollback_rag_serving_index(
 ) -> dict:
     """Swap the alias back and report it as an observation of rag_serving_index."""
     alias = config.alias or qdrant.collection
-    with qdrant.open() as client:
+    with qdrant.open() as store:
         try:
-            result = BlueGreenIndex(client, alias).rollback(reason=config.reason)
+            result = BlueGreenIndex(store, alias).rollback(reason=config.reason)
         except BlueGreenError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
     context.log.info(result.message)
