@@ -202,13 +202,15 @@ class BlueGreenIndex:
                 "promotion or rollback changed it; nothing was changed"
             )
         if current == candidate:
+            # A promotion killed after its swap has not pruned yet: finish that.
+            deleted = self.prune()
             return SwapResult(
                 "already_live",
                 self.alias,
                 candidate,
                 current,
                 self.kept(),
-                [],
+                deleted,
                 f"{candidate} is already live behind {self.alias!r} (an in-place refresh); "
                 "nothing to swap",
             )

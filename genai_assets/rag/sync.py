@@ -33,6 +33,7 @@ from tqdm import tqdm
 from genai_assets.preload import Preloadable
 from genai_assets.rag.chunking import Chunk, Chunker
 from genai_assets.rag.index import DocumentState, QdrantIndex
+from genai_assets.rag.vector_store import SPARSE_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class IngestSettings:
     model: str
     chunk_tokens: int
     overlap_tokens: int
+    sparse_model: str | None = SPARSE_MODEL  # the BM25 vectors stored beside the dense ones
 
     def fingerprint(self) -> str:
         """A short hash of the settings (and the chunker's version)."""
@@ -56,6 +58,7 @@ class IngestSettings:
                 "chunk_tokens": self.chunk_tokens,
                 "overlap_tokens": self.overlap_tokens,
                 "chunker": CHUNKER_VERSION,
+                "sparse": self.sparse_model,
             },
             sort_keys=True,
         )
@@ -284,7 +287,7 @@ class _Writer(threading.Thread):
 
 
 class DocumentSync:
-    """Brings a Qdrant collection in line with a set of documents.
+    """Brings a collection in line with a set of documents.
 
     Args:
         index: the collection to write.
