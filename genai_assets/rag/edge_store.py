@@ -55,6 +55,9 @@ from genai_assets.rag.vector_store import (
 SPEC_FILE = "collection.json"
 SHARD_DIR = "shard"
 ALIAS_FORMAT = 1
+VERIFY_SAMPLE = 64
+# What Qdrant Edge says when a file it reads is shorter or other than it wrote.
+DAMAGE_SIGNS = ("out of bounds", "IO error", "corrupt", "No such file", "unexpected end")
 REBUILD = (
     "rebuild it from the sources: delete {folder} and materialize document_embeddings "
     "(then rag_quality_metrics and rag_serving_index) again"
@@ -169,6 +172,7 @@ class EdgeStore(VectorStore):
         shard.flush()
         write_atomically(folder / SPEC_FILE, json.dumps({"spec": spec.to_json()}, indent=2))
         self._shards[name] = shard
+        self._written.add(name)
 
     def collection_spec(self, name: str) -> CollectionSpec:
         """The spec in ``collection.json``."""
@@ -222,7 +226,71 @@ class EdgeStore(VectorStore):
             folder, lambda: edge.EdgeShard.load(str(shard_dir), self._edge_config(spec))
         )
         self._shards[collection] = shard
+        try:
+            self._verify(collection, shard)
+        except DamagedIndexError:
+            self._shards.pop(collection).close()
+            raise
         return shard
+
+    def _verify(self, name: str, shard: edge.EdgeShard) -> None:
+        """Check the shard against what its last clean close recorded.
+
+        Qdrant Edge opens some damaged shards without an error (a truncated id or
+        payload tracker loses points or payloads silently). The last clean close
+        recorded the point count and that every point carried a payload; a shard
+        written since (a run killed before closing) has no record and is trusted
+        to its WAL.
+        """
+        verified = self._spec_file(name).get("verified")
+        if not verified:
+            return
+        folder = self.collection_dir(name)
+        with self._engine_errors(name):
+            found = shard.count(edge.CountRequest(exact=True))
+            sample, _ = shard.scroll(edge.ScrollRequest(limit=VERIFY_SAMPLE, with_payload=True))
+        if found != verified["points"]:
+            raise DamagedIndexError(
+                f"the shard in {folder} holds {found} points but was closed with "
+                f"{verified['points']}: its files are damaged; " + REBUILD.format(folder=folder)
+            )
+        if verified.get("payloads") and any(not record.payload for record in sample):
+            raise DamagedIndexError(
+                f"points of the shard in {folder} lost their payload (text, source): its files "
+                "are damaged; " + REBUILD.format(folder=folder)
+            )
+
+    def _spec_file(self, name: str) -> dict[str, Any]:
+        return json.loads((self.collection_dir(name) / SPEC_FILE).read_text())
+
+    def _write_spec_file(self, name: str, data: dict[str, Any]) -> None:
+        write_atomically(self.collection_dir(name) / SPEC_FILE, json.dumps(data, indent=2))
+
+    def _for_writing(self, name: str) -> edge.EdgeShard:
+        """The shard of collection ``name``, its clean-close record dropped before a first write."""
+        if not self.collection_exists(name):
+            raise ValueError(f"collection {name!r} does not exist in {self.root}")
+        shard = self._shard(name)
+        if name not in self._written:
+            data = self._spec_file(name)
+            if data.pop("verified", None) is not None:
+                self._write_spec_file(name, data)
+            self._written.add(name)
+        return shard
+
+    @contextmanager
+    def _engine_errors(self, name: str) -> Iterator[None]:
+        """Report the engine's errors about unreadable files as damage of the collection."""
+        try:
+            yield
+        except Exception as error:  # qdrant_edge raises plain Exceptions; classified here
+            message = str(error)
+            if not any(sign in message for sign in DAMAGE_SIGNS):
+                raise
+            folder = self.collection_dir(self.resolve(name))
+            raise DamagedIndexError(
+                f"the shard in {folder} is damaged ({message}); " + REBUILD.format(folder=folder)
+            ) from error
 
     def delete_collection(self, name: str) -> None:
         """Remove the spec (the collection is gone), then its files."""
@@ -243,42 +311,43 @@ class EdgeStore(VectorStore):
         """Write points with their dense and (if any) sparse vectors."""
         if not points:
             return
-        shard = self._shard(name)
-        shard.update(
-            edge.UpdateOperation.upsert_points(
-                [
-                    edge.Point(
-                        p.id,
-                        {DENSE: p.dense, SPARSE: _sparse(p.sparse)}
-                        if p.sparse
-                        else {DENSE: p.dense},
-                        p.payload,
-                    )
-                    for p in points
-                ]
+        shard = self._for_writing(name)
+        with self._engine_errors(name):
+            shard.update(
+                edge.UpdateOperation.upsert_points(
+                    [
+                        edge.Point(
+                            p.id,
+                            {DENSE: p.dense, SPARSE: _sparse(p.sparse)}
+                            if p.sparse
+                            else {DENSE: p.dense},
+                            p.payload,
+                        )
+                        for p in points
+                    ]
+                )
             )
-        )
-        self._written.add(name)
 
     def set_payload(self, name: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
         """Set payload keys on points."""
         if ids:
-            self._shard(name).update(edge.UpdateOperation.set_payload(list(ids), payload))
-            self._written.add(name)
+            shard = self._for_writing(name)
+            with self._engine_errors(name):
+                shard.update(edge.UpdateOperation.set_payload(list(ids), payload))
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         """Delete points by id."""
         if ids:
-            self._shard(name).update(edge.UpdateOperation.delete_points(list(ids)))
-            self._written.add(name)
+            shard = self._for_writing(name)
+            with self._engine_errors(name):
+                shard.update(edge.UpdateOperation.delete_points(list(ids)))
 
     def delete_where(self, name: str, key: str, values: Sequence[str]) -> None:
         """Delete points by a payload value."""
         if values:
-            self._shard(name).update(
-                edge.UpdateOperation.delete_points_by_filter(_match_any(key, values))
-            )
-            self._written.add(name)
+            shard = self._for_writing(name)
+            with self._engine_errors(name):
+                shard.update(edge.UpdateOperation.delete_points_by_filter(_match_any(key, values)))
 
     def scroll(
         self,
@@ -294,15 +363,16 @@ class EdgeStore(VectorStore):
         with_payload = list(fields) if not isinstance(fields, bool) else fields
         offset = None
         while True:
-            records, offset = shard.scroll(
-                edge.ScrollRequest(
-                    offset=offset,
-                    limit=page,
-                    filter=only,
-                    with_payload=with_payload,
-                    with_vector=with_vectors,
+            with self._engine_errors(name):
+                records, offset = shard.scroll(
+                    edge.ScrollRequest(
+                        offset=offset,
+                        limit=page,
+                        filter=only,
+                        with_payload=with_payload,
+                        with_vector=with_vectors,
+                    )
                 )
-            )
             for record in records:
                 yield _record(record, with_vectors)
             if offset is None:
@@ -310,7 +380,9 @@ class EdgeStore(VectorStore):
 
     def count(self, name: str) -> int:
         """Exact count."""
-        return self._shard(name).count(edge.CountRequest(exact=True))
+        shard = self._shard(name)
+        with self._engine_errors(name):
+            return shard.count(edge.CountRequest(exact=True))
 
     def query(
         self,
@@ -349,7 +421,9 @@ class EdgeStore(VectorStore):
                 query=edge.Fusion.Rrf(k=rrf_k, weights=list(weights) if weights else None),
                 with_payload=True,
             )
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in shard.query(request)]
+        with self._engine_errors(name):
+            found = shard.query(request)
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
 
     # Aliases
     def read_alias(self, alias: str) -> AliasState | None:
@@ -435,6 +509,15 @@ class EdgeStore(VectorStore):
             if name in written:
                 shard.optimize()
             shard.flush()
+            if name in written:
+                points = shard.count(edge.CountRequest(exact=True))
+                sample, _ = shard.scroll(edge.ScrollRequest(limit=VERIFY_SAMPLE, with_payload=True))
+                data = self._spec_file(name)
+                data["verified"] = {
+                    "points": points,
+                    "payloads": all(record.payload for record in sample),
+                }
+                self._write_spec_file(name, data)
             shard.close()
 
 
