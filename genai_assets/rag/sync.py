@@ -52,16 +52,18 @@ class IngestSettings:
 
     def fingerprint(self) -> str:
         """A short hash of the settings (and the chunker's version)."""
-        blob = json.dumps(
-            {
-                "model": self.model,
-                "chunk_tokens": self.chunk_tokens,
-                "overlap_tokens": self.overlap_tokens,
-                "chunker": CHUNKER_VERSION,
-                "sparse": self.sparse_model,
-            },
-            sort_keys=True,
-        )
+        fields: dict[str, Any] = {
+            "model": self.model,
+            "chunk_tokens": self.chunk_tokens,
+            "overlap_tokens": self.overlap_tokens,
+            "chunker": CHUNKER_VERSION,
+        }
+        # The first sparse model is implied, so collections built before sparse vectors
+        # existed keep their name and points: the migration to Qdrant Edge adds their
+        # BM25 vectors and nothing is re-embedded. Any other sparse model is named.
+        if self.sparse_model != SPARSE_MODEL:
+            fields["sparse"] = self.sparse_model
+        blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
