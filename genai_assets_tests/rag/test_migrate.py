@@ -116,7 +116,7 @@ def test_local_mode_folder_given_as_the_edge_location_is_refused(tmp_path):
 
 
 def test_migrated_collections_keep_their_settings_fingerprint():
-    """The previous version's fingerprint (no sparse key) is still the default's: points are reused."""
+    """The previous fingerprint (no sparse key) is still the default one: points are reused."""
     import hashlib
 
     from genai_assets.rag.sync import CHUNKER_VERSION, IngestSettings

@@ -238,7 +238,7 @@ def test_bad_candidate_is_blocked_good_one_promoted_and_rolled_back(env, first_r
     again = materialize(env, selection=[quality.rag_serving_index])
     assert again.success
     assert live(env) == candidate
-    storage = str(settings.storage_root() / "qdrant")
+    storage = str(settings.storage_root() / "index")
     assert rollback.main(["--location", storage, "--reason", "test"]) == 0
     assert live(env) == old
 

@@ -184,8 +184,8 @@ def document_embeddings(
         indexed = summary.indexed(fingerprint) if summary else None
         if summary:
             summary.invalidate()
-        with qdrant.open_on_first_use() as store:
-            index = QdrantIndex(store, collection, sparse=ingest.sparse_model is not None)
+        with qdrant.open_on_first_use() as vector_store:
+            index = QdrantIndex(vector_store, collection, sparse=ingest.sparse_model is not None)
             sync = DocumentSync(
                 index,
                 ingest,
