@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export RAGAS_DO_NOT_TRACK := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run dev test lint bench bench-deps bench-memory system-deps clean
+.PHONY: install run dev test lint bench bench-deps bench-memory bench-index system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,13 @@ BENCH_MEMORY_ARGS ?= --limit 30 --dtype bf16
 
 bench-memory: bench-deps
 	$(PY) -m bench.ingestion_benchmark --memory $(BENCH_MEMORY_ARGS)
+
+## Issue 16's index scale bench (slow, not a test): Qdrant Edge vs qdrant-client local mode at
+## 100k and 300k points. A quick check: make bench-index INDEX_ARGS="--points 2000 --local-max 2000".
+INDEX_ARGS ?=
+
+bench-index: $(STAMP)
+	$(PY) -m bench.index_scale $(INDEX_ARGS)
 
 clean:
 	rm -rf $(VENV) .dagster_home .pytest_cache

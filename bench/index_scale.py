@@ -139,11 +139,10 @@ def write(store, engine: str, start: int, count: int) -> float:
 
 def phase(engine: str, folder: Path, name: str, points: int) -> dict:
     """Run one phase in this process; returns its figures."""
-    from genai_assets.rag.vector_store import CollectionSpec, bm25_query
-
     # Imports (qdrant-client takes seconds) before any timer, as a running step has them.
     import genai_assets.rag.edge_store  # noqa: F401
     import genai_assets.rag.server_store  # noqa: F401
+    from genai_assets.rag.vector_store import CollectionSpec, bm25_query
 
     result: dict = {}
     started = time.perf_counter()

@@ -1,17 +1,19 @@
 """The vector index resource: Qdrant Edge embedded by default, a Qdrant server in production."""
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
 from genai_assets.rag.edge_store import SPEC_FILE
+from genai_assets.rag.search import search
 from genai_assets.rag.stores import open_store
-from genai_assets.rag.vector_store import VectorStore
+from genai_assets.rag.vector_store import Hit, QueryMode, VectorStore
 
 
 class QdrantResource(dg.ConfigurableResource):
@@ -87,6 +89,22 @@ class QdrantResource(dg.ConfigurableResource):
             self.legacy_storage_path(),
             self.timeout_s,
         )
+
+    def search(
+        self,
+        queries: Sequence[str],
+        encode: Callable[[list[str]], Any] | None,
+        k: int = 5,
+        mode: QueryMode = "dense",
+        rrf_k: int = 60,
+    ) -> list[list[Hit]]:
+        """What readers get: the top ``k`` chunks behind the alias for each query.
+
+        ``encode`` is the embedding model that built the live collection (not
+        needed for ``mode="sparse"``). See :func:`genai_assets.rag.search.search`.
+        """
+        with self.open() as store:
+            return search(store, self.collection, queries, encode, k, mode, rrf_k)
 
     @contextmanager
     def open(self) -> Iterator[VectorStore]:

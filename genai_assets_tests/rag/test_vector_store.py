@@ -138,3 +138,16 @@ def test_collections_persist_across_opens(engine, tmp_path):
         ].id == pid(2)
     finally:
         reopened.close()
+
+
+def test_resource_search_reads_behind_the_alias(tmp_path):
+    from genai_assets.resources.qdrant import QdrantResource
+
+    resource = QdrantResource(location=str(tmp_path / "index"), collection="c")
+    with resource.open() as store:
+        name = fill(store, "c-aaaaaaaaaaaa")
+        store.swap_alias("c", name, None, {})
+    [hits] = resource.search(["error E4012"], None, k=1, mode="sparse")
+    assert hits[0].payload["text"] == TEXTS[2]
+    [hits] = resource.search(["error E4012"], lambda t: [one_hot(1)], k=2, mode="hybrid")
+    assert {h.payload["text"] for h in hits} == {TEXTS[1], TEXTS[2]}

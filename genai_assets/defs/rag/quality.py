@@ -11,6 +11,7 @@ points the alias back at the previous collection.
 """
 
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -58,6 +59,12 @@ class RagQualityConfig(dg.Config):
         "and/or passages and an optional reference answer. Empty: the sample golden set.",
     )
     top_k: int = Field(default=5, ge=1, le=100, description="Chunks retrieved per question (k).")
+    query_mode: Literal["dense", "sparse", "hybrid"] = Field(
+        default="dense",
+        description="How chunks are retrieved, as readers retrieve them (genai_assets.rag.search): "
+        "by the embedding, by BM25, or both fused by reciprocal rank.",
+    )
+    rrf_k: int = Field(default=60, ge=1, description="The k of reciprocal rank fusion (hybrid).")
     compare_with_serving: bool = Field(
         default=True,
         description="Also evaluate the collection behind the alias, when it differs from the "
@@ -131,11 +138,19 @@ def rag_quality_metrics(
     with qdrant.open() as store:
         live = BlueGreenIndex(store, alias).live()
         retrievals = [
-            ("candidate", model, retrieve_all(store, candidate, encoder(model), questions, k))
+            (
+                "candidate",
+                model,
+                retrieve_all(
+                    store, candidate, encoder(model), questions, k, config.query_mode, config.rrf_k
+                ),
+            )
         ]
         if config.compare_with_serving and live is not None and live != candidate:
             serving_model = collection_model(store, live) or model
-            serving = retrieve_all(store, live, encoder(serving_model), questions, k)
+            serving = retrieve_all(
+                store, live, encoder(serving_model), questions, k, config.query_mode, config.rrf_k
+            )
             retrievals.append(("serving", serving_model, serving))
 
     llm_settings = (
@@ -166,6 +181,7 @@ def rag_quality_metrics(
         "alias": alias,
         "serving_collection": live or "none (alias not created yet)",
         "k": dg.MetadataValue.int(k),
+        "query_mode": config.query_mode,
         "questions": dg.MetadataValue.int(len(questions)),
         "golden_set": str(path),
         "golden_set_lines_skipped": dg.MetadataValue.int(len(golden.problems)),
