@@ -16,9 +16,14 @@ temporary file, fsync, rename, fsync the folder): a process killed at any point
 leaves the old pointer or the new one. The history is the witness that an alias
 existed, so a lost pointer is reported instead of silently starting over.
 
-Every damage found (missing or unreadable files, a shard with other vector
-settings than its spec) raises :class:`DamagedIndexError` naming the folder and
-how to recover; a shard open in another process raises :class:`IndexLockedError`.
+A clean close records the shard's point count (and that its points carry
+payloads) in ``collection.json``; the first write of a session removes that
+record, so a process killed while writing leaves none, and the next open
+trusts the shard's WAL. Every damage found (missing or unreadable files, a
+shard with other vector settings than its spec, fewer points or lost payloads
+against the clean-close record) raises :class:`DamagedIndexError` naming the
+folder and how to recover; a shard open in another process raises
+:class:`IndexLockedError`.
 """
 
 import fcntl
@@ -502,23 +507,35 @@ class EdgeStore(VectorStore):
                 os.fsync(handle.fileno())
 
     def close(self) -> None:
-        """Build the vector indexes of written shards, flush and close every shard."""
+        """Build the vector indexes of written shards, record them, flush and close every shard.
+
+        Every shard is closed (releasing its lock) even when another one fails;
+        the first failure is raised after all of them.
+        """
         shards, self._shards = self._shards, {}
         written, self._written = self._written, set()
+        failure: BaseException | None = None
         for name, shard in shards.items():
-            if name in written:
-                shard.optimize()
-            shard.flush()
-            if name in written:
-                points = shard.count(edge.CountRequest(exact=True))
-                sample, _ = shard.scroll(edge.ScrollRequest(limit=VERIFY_SAMPLE, with_payload=True))
-                data = self._spec_file(name)
-                data["verified"] = {
-                    "points": points,
-                    "payloads": all(record.payload for record in sample),
-                }
-                self._write_spec_file(name, data)
-            shard.close()
+            try:
+                if name in written:
+                    self._finish_writes(name, shard)
+                shard.flush()
+            except BaseException as error:  # raised below, once every shard is closed
+                failure = failure or error
+            finally:
+                shard.close()
+        if failure is not None:
+            raise failure
+
+    def _finish_writes(self, name: str, shard: edge.EdgeShard) -> None:
+        """Index the new points, then record the clean close that :meth:`_verify` checks."""
+        shard.optimize()
+        shard.flush()
+        points = shard.count(edge.CountRequest(exact=True))
+        sample, _ = shard.scroll(edge.ScrollRequest(limit=VERIFY_SAMPLE, with_payload=True))
+        data = self._spec_file(name)
+        data["verified"] = {"points": points, "payloads": all(r.payload for r in sample)}
+        self._write_spec_file(name, data)
 
 
 def _match_any(key: str, values: Sequence[str]) -> edge.Filter:

@@ -25,6 +25,7 @@ from genai_assets.rag.vector_store import (
     AliasConflictError,
     AliasState,
     CollectionSpec,
+    DimensionMismatchError,
     Hit,
     IndexPoint,
     QueryMode,
@@ -103,6 +104,16 @@ class ServerStore(VectorStore):
         dense = vectors.get(DENSE) if isinstance(vectors, dict) else vectors
         size = dense.size if isinstance(dense, models.VectorParams) else 0
         return CollectionSpec(dimension=size, sparse_model=None)
+
+    def check_spec(self, name: str, spec: CollectionSpec) -> None:
+        """Like the base check; a collection of the previous version is named as such."""
+        if not self._metadata(name).get(SPEC_METADATA):
+            raise DimensionMismatchError(
+                f"Qdrant collection {name!r} on {self.where} was written by the previous "
+                "version of this project (one unnamed dense vector, no BM25 vector); delete it "
+                "and materialize document_embeddings to rebuild it with both vectors"
+            )
+        super().check_spec(name, spec)
 
     def delete_collection(self, name: str) -> None:
         """Delete it on the server."""

@@ -151,3 +151,20 @@ def test_resource_search_reads_behind_the_alias(tmp_path):
     assert hits[0].payload["text"] == TEXTS[2]
     [hits] = resource.search(["error E4012"], lambda t: [one_hot(1)], k=2, mode="hybrid")
     assert {h.payload["text"] for h in hits} == {TEXTS[1], TEXTS[2]}
+
+
+def test_server_collection_of_the_previous_version_is_named_as_such():
+    from qdrant_client import QdrantClient, models
+
+    from genai_assets.rag.server_store import ServerStore
+
+    # qdrant-client's in-memory mode: the stand-in for a Qdrant server's API.
+    client = QdrantClient(location=":memory:")
+    client.create_collection(
+        "documents-aaaaaaaaaaaa",
+        vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE),
+    )
+    store = ServerStore(client, "server stand-in")
+    with pytest.raises(DimensionMismatchError, match="written by the previous version"):
+        store.check_spec("documents-aaaaaaaaaaaa", CollectionSpec(4))
+    store.close()
