@@ -165,4 +165,4 @@ def test_swap_killed_at_every_step_leaves_old_or_new(engine, action, tmp_path):
         assert state(engine, folder) == new_state, f"killed at {kill_at}"
     else:
         pytest.fail("the swap never ran to its end")
-    assert kills >= 3  # the killer really hit the swap's steps
+    assert kills >= 2  # the killer hit the swap before and after its commit point
