@@ -32,11 +32,11 @@ from genai_assets.rag.vector_store import AliasConflictError, VectorStore
 MAX_EVENTS = 50
 
 
-class _AsRead:
+class AsRead:
     """The default of ``expected``: the collection live when the call reads the alias."""
 
 
-AS_READ = _AsRead()
+AS_READ = AsRead()
 
 
 class BlueGreenError(RuntimeError):
@@ -181,7 +181,7 @@ class BlueGreenIndex:
             raise BlueGreenError(f"collection {collection!r} does not exist")
 
     def promote(
-        self, candidate: str, reason: str = "", expected: str | None | _AsRead = AS_READ
+        self, candidate: str, reason: str = "", expected: str | None | AsRead = AS_READ
     ) -> SwapResult:
         """Make ``candidate`` live by an atomic compare-and-swap of the alias.
 
@@ -196,7 +196,8 @@ class BlueGreenIndex:
                 "rename or delete it"
             )
         current, records = self._state()
-        if not isinstance(expected, _AsRead) and expected != current:
+        if current != candidate and not isinstance(expected, AsRead) and expected != current:
+            # (When the candidate is live already nothing is swapped, whatever was expected.)
             raise BlueGreenError(
                 f"alias {self.alias!r} points at {current}, not {expected} as expected: another "
                 "promotion or rollback changed it; nothing was changed"
@@ -244,7 +245,7 @@ class BlueGreenIndex:
             deleted.append(version.name)
         return deleted
 
-    def rollback(self, reason: str = "", expected: str | None | _AsRead = AS_READ) -> SwapResult:
+    def rollback(self, reason: str = "", expected: str | None | AsRead = AS_READ) -> SwapResult:
         """Point the alias back at the most recently retired collection still kept.
 
         ``expected``: the collection the caller saw live; by default the one live now.
@@ -252,7 +253,7 @@ class BlueGreenIndex:
         current, records = self._state()
         if current is None:
             raise BlueGreenError(f"alias {self.alias!r} does not exist: nothing to roll back")
-        if not isinstance(expected, _AsRead) and expected != current:
+        if not isinstance(expected, AsRead) and expected != current:
             raise BlueGreenError(
                 f"alias {self.alias!r} points at {current}, not {expected} as expected: another "
                 "promotion or rollback changed it; nothing was changed"

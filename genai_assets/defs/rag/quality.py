@@ -17,7 +17,7 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
-from genai_assets.rag.blue_green import BlueGreenError, BlueGreenIndex, SwapResult
+from genai_assets.rag.blue_green import AS_READ, AsRead, BlueGreenError, BlueGreenIndex, SwapResult
 from genai_assets.rag.embedder import Embedder, resolve_model_path
 from genai_assets.rag.evaluation import (
     RETRIEVAL_METRICS,
@@ -48,6 +48,7 @@ from genai_assets.resources.qdrant import QdrantResource
 GROUP = "rag"
 GATE_CHECK = dg.AssetCheckKey(dg.AssetKey("rag_quality_metrics"), "rag_quality_gate")
 DEFAULT_GOLDEN_SET = settings.PACKAGE_DATA / "golden_set.jsonl"
+NO_ALIAS = "none (alias not created yet)"
 
 
 class RagQualityConfig(dg.Config):
@@ -179,7 +180,7 @@ def rag_quality_metrics(
         "collection": candidate,
         "model": model,
         "alias": alias,
-        "serving_collection": live or "none (alias not created yet)",
+        "serving_collection": live or NO_ALIAS,
         "k": dg.MetadataValue.int(k),
         "query_mode": config.query_mode,
         "questions": dg.MetadataValue.int(len(questions)),
@@ -382,6 +383,7 @@ def rag_serving_index(
     """Promote document_embeddings' collection behind the alias."""
     candidate = document_embeddings["collection"]
     alias = document_embeddings["alias"]
+    expected: str | None | AsRead = AS_READ
     if config.require_passed_gate:
         passed, why = _gate_passed_for_latest_metrics(context.instance)
         if not passed:
@@ -397,10 +399,13 @@ def rag_serving_index(
                 f"evaluated {evaluated}; materialize rag_quality_metrics for {candidate} first",
                 allow_retries=False,
             )
+        # The gate compared the candidate with the collection live then: promote only
+        # if that one is still live (a rollback or another promotion since is refused).
+        expected = _evaluated_serving(context.instance)
     with qdrant.open() as store:
         index = BlueGreenIndex(store, alias, keep_previous=config.keep_previous)
         try:
-            result = index.promote(candidate, reason=f"run {context.run_id}")
+            result = index.promote(candidate, reason=f"run {context.run_id}", expected=expected)
         except BlueGreenError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
         history = index.history()
@@ -428,6 +433,15 @@ def _evaluated_collection(instance: dg.DagsterInstance) -> str | None:
         return None
     value = event.asset_materialization.metadata.get("collection")
     return getattr(value, "value", None) if value is not None else None
+
+
+def _evaluated_serving(instance: dg.DagsterInstance) -> str | None | AsRead:
+    """The collection live when the latest rag_quality_metrics ran (None: no alias yet)."""
+    event = instance.get_latest_materialization_event(GATE_CHECK.asset_key)
+    value = event.asset_materialization.metadata.get("serving_collection") if event else None
+    if value is None:  # metrics of an older version did not record it
+        return AS_READ
+    return None if value.value == NO_ALIAS else value.value
 
 
 def _history_table(events: list[dict], limit: int = 10) -> str:
