@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export RAGAS_DO_NOT_TRACK := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run dev test lint bench bench-deps bench-memory bench-retrieval system-deps clean
+.PHONY: install run dev test lint bench bench-deps bench-memory bench-retrieval bench-index system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -74,6 +74,12 @@ bench-memory: bench-deps
 ## Options: make bench-retrieval BENCH_ARGS="--chunk-tokens 128 192 254".
 bench-retrieval: bench-deps
 	$(PY) -m bench.retrieval_benchmark $(BENCH_ARGS)
+## Issue 16's index scale bench (slow, not a test): Qdrant Edge vs qdrant-client local mode at
+## 100k and 300k points. A quick check: make bench-index INDEX_ARGS="--points 2000 --local-max 2000".
+INDEX_ARGS ?=
+
+bench-index: $(STAMP)
+	$(PY) -m bench.index_scale $(INDEX_ARGS)
 
 clean:
 	rm -rf $(VENV) .dagster_home .pytest_cache

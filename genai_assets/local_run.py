@@ -1,6 +1,7 @@
 """Run the whole asset graph on this machine with the embedded defaults (``make run``).
 
-1. ``rag_refresh_job``: sample corpus -> embedded Qdrant -> quality metrics and
+1. ``rag_refresh_job``: sample corpus -> the embedded Qdrant Edge index under
+   ``$DAGSTER_HOME/storage/index`` (dense + BM25 vectors) -> quality metrics and
    gate -> alias swap.
 2. ``fine_tuning_job``: sample training data -> the tiny local model fine-tuned
    -> evaluation against the champion -> gate -> serving config.

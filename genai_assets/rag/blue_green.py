@@ -1,23 +1,25 @@
-"""Blue/green serving of versioned Qdrant collections behind one alias.
+"""Blue/green serving of versioned collections behind one alias.
 
 ``document_embeddings`` writes into ``{alias}-{settings fingerprint}``; readers
 use the alias. This module moves the alias:
 
-* :meth:`BlueGreenIndex.promote` points the alias at a candidate in ONE
-  ``update_collection_aliases`` call (delete + create), so readers never see a
-  missing alias or a half-switched state. The collection it replaces is kept;
-  of the collections that were once live, the ``keep_previous`` most recently
-  retired are kept and older ones deleted. Candidates that never went live are
-  never deleted here.
+* :meth:`BlueGreenIndex.promote` points the alias at a candidate. The collection
+  it replaces is kept; of the collections that were once live, the
+  ``keep_previous`` most recently retired are kept and older ones deleted.
+  Candidates that never went live are never deleted here.
 * :meth:`BlueGreenIndex.rollback` points the alias back at the most recently
   retired collection; the one rolled back from is marked ``rolled_back`` and is
   not a rollback target again, so repeated rollbacks walk further back.
 
-The history lives in each versioned collection's own metadata (Qdrant
-collection metadata, local mode and servers >= 1.16 alike), under the key
-``blue_green``: its status (``live``, ``previous``, ``rolled_back``), when it was
-promoted and retired, and its events. Nothing is kept on the local disk, so
-every worker and the rollback command see the same history.
+The history (each once-live collection's status, when it was promoted and
+retired, and its events) is ONE record that the store writes together with the
+alias in one atomic step (``VectorStore.swap_alias``). A process killed at any
+point of a swap leaves the old alias with the old record or the new alias with
+the new record, so the next rollback targets the right collection. Every swap
+is a compare-and-swap: it names the collection it expects live and is refused
+when another promotion or rollback moved the alias first. Deleting collections
+beyond ``keep_previous`` comes after the swap, and is redone by the next
+promotion if a run dies during it.
 """
 
 import re
@@ -25,10 +27,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from qdrant_client import QdrantClient, models
+from genai_assets.rag.vector_store import AliasConflictError, VectorStore
 
-METADATA_KEY = "blue_green"
 MAX_EVENTS = 50
+
+
+class AsRead:
+    """The default of ``expected``: the collection live when the call reads the alias."""
+
+
+AS_READ = AsRead()
 
 
 class BlueGreenError(RuntimeError):
@@ -41,7 +49,7 @@ def _now() -> str:
 
 @dataclass
 class VersionInfo:
-    """A versioned collection of the alias and what its metadata says about it."""
+    """A versioned collection of the alias and what the alias's record says about it."""
 
     name: str
     status: str  # "live", "previous", "rolled_back" or "candidate" (never live)
@@ -67,15 +75,15 @@ class BlueGreenIndex:
     """The alias ``alias`` and its versioned collections ``{alias}-<fingerprint>``.
 
     Args:
-        client: an open Qdrant client.
+        store: an open vector store (either engine).
         alias: the name readers use.
         keep_previous: how many once-live collections to keep besides the live one.
     """
 
-    def __init__(self, client: QdrantClient, alias: str, keep_previous: int = 2):
+    def __init__(self, store: VectorStore, alias: str, keep_previous: int = 2):
         if keep_previous < 0:
             raise ValueError(f"keep_previous must be >= 0, got {keep_previous}")
-        self.client = client
+        self.store = store
         self.alias = alias
         self.keep_previous = keep_previous
         self._versioned = re.compile(rf"^{re.escape(alias)}-[0-9a-f]{{12}}$")
@@ -86,35 +94,28 @@ class BlueGreenIndex:
 
     def live(self) -> str | None:
         """The collection the alias points at, or None when there is no alias yet."""
-        for alias in self.client.get_aliases().aliases:
-            if alias.alias_name == self.alias:
-                return alias.collection_name
-        return None
+        state = self.store.read_alias(self.alias)
+        return state.collection if state else None
 
-    def _metadata(self, collection: str) -> dict[str, Any]:
-        metadata = self.client.get_collection(collection).config.metadata or {}
-        return dict(metadata.get(METADATA_KEY) or {})
-
-    def _write(self, collection: str, record: dict[str, Any]) -> None:
-        record["events"] = record.get("events", [])[-MAX_EVENTS:]
-        self.client.update_collection(collection, metadata={METADATA_KEY: record})
+    def _state(self) -> tuple[str | None, dict[str, dict[str, Any]]]:
+        state = self.store.read_alias(self.alias)
+        if state is None:
+            return None, {}
+        versions = state.record.get("versions") or {}
+        return state.collection, {name: dict(v) for name, v in versions.items()}
 
     def versions(self) -> list[VersionInfo]:
         """Every versioned collection of the alias, most recently promoted first."""
-        live = self.live()
+        live, records = self._state()
         infos = []
-        for description in self.client.get_collections().collections:
-            if not self.is_versioned(description.name):
+        for name in self.store.list_collections():
+            if not self.is_versioned(name):
                 continue
-            record = self._metadata(description.name)
-            status = record.get("status") or "candidate"
-            if description.name == live:
-                status = "live"
-            elif status == "live":  # the alias was moved by someone else
-                status = "previous"
+            record = records.get(name, {})
+            status = "live" if name == live else record.get("status") or "candidate"
             infos.append(
                 VersionInfo(
-                    name=description.name,
+                    name=name,
                     status=status,
                     promoted_at=record.get("promoted_at"),
                     retired_at=record.get("retired_at"),
@@ -145,18 +146,30 @@ class BlueGreenIndex:
         second = {"retired", "rolled_back"}
         return sorted(events, key=lambda e: (e.get("at", ""), e.get("event") in second))
 
-    def _swap(self, target: str, current: str | None) -> None:
-        operations: list[Any] = []
-        if current is not None:
-            operations.append(
-                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=self.alias))
-            )
-        operations.append(
-            models.CreateAliasOperation(
-                create_alias=models.CreateAlias(collection_name=target, alias_name=self.alias)
-            )
-        )
-        self.client.update_collection_aliases(change_aliases_operations=operations)
+    def _swap(
+        self,
+        target: str,
+        current: str | None,
+        records: dict[str, dict[str, Any]],
+        target_event: dict[str, Any],
+        old_status: str,
+        old_event: dict[str, Any],
+    ) -> None:
+        """Build the new record and swap it in with the alias, expecting ``current`` live."""
+        now = target_event["at"]
+        existing = set(self.store.list_collections())
+        new = {name: dict(v) for name, v in records.items() if name in existing}
+        entry = new.setdefault(target, {})
+        entry.update(status="live", promoted_at=now, retired_at=None)
+        entry["events"] = [*entry.get("events", []), target_event][-MAX_EVENTS:]
+        if current is not None and self.is_versioned(current):
+            old = new.setdefault(current, {})
+            old.update(status=old_status, retired_at=now)
+            old["events"] = [*old.get("events", []), old_event][-MAX_EVENTS:]
+        try:
+            self.store.swap_alias(self.alias, target, current, {"versions": new})
+        except AliasConflictError as error:
+            raise BlueGreenError(str(error)) from error
 
     def _check_target(self, collection: str) -> None:
         if not self.is_versioned(collection):
@@ -164,42 +177,53 @@ class BlueGreenIndex:
                 f"{collection!r} is not a versioned collection of alias {self.alias!r} "
                 f"(expected {self.alias}-<12 hex digits>)"
             )
-        if not self.client.collection_exists(collection):
+        if not self.store.collection_exists(collection):
             raise BlueGreenError(f"collection {collection!r} does not exist")
 
-    def promote(self, candidate: str, reason: str = "") -> SwapResult:
-        """Make ``candidate`` live by an atomic alias swap; keep and prune the previous ones."""
+    def promote(
+        self, candidate: str, reason: str = "", expected: str | None | AsRead = AS_READ
+    ) -> SwapResult:
+        """Make ``candidate`` live by an atomic compare-and-swap of the alias.
+
+        ``expected`` is the collection the caller saw live (None: no alias yet); by
+        default the one live when this call reads it. The swap is refused when the
+        alias points elsewhere by then.
+        """
         self._check_target(candidate)
-        if self.alias in {c.name for c in self.client.get_collections().collections}:
+        if self.store.collection_exists(self.alias):
             raise BlueGreenError(
                 f"a collection named {self.alias!r} exists, so it cannot be used as an alias; "
                 "rename or delete it"
             )
-        current = self.live()
+        current, records = self._state()
+        if current != candidate and not isinstance(expected, AsRead) and expected != current:
+            # (When the candidate is live already nothing is swapped, whatever was expected.)
+            raise BlueGreenError(
+                f"alias {self.alias!r} points at {current}, not {expected} as expected: another "
+                "promotion or rollback changed it; nothing was changed"
+            )
         if current == candidate:
+            # A promotion killed after its swap has not pruned yet: finish that.
+            deleted = self.prune()
             return SwapResult(
                 "already_live",
                 self.alias,
                 candidate,
                 current,
                 self.kept(),
-                [],
+                deleted,
                 f"{candidate} is already live behind {self.alias!r} (an in-place refresh); "
                 "nothing to swap",
             )
         now = _now()
-        self._swap(candidate, current)
-        record = self._metadata(candidate)
-        record.update(status="live", promoted_at=now, retired_at=None)
-        record.setdefault("events", []).append(
-            {"at": now, "event": "promoted", "replaced": current, "reason": reason}
+        self._swap(
+            candidate,
+            current,
+            records,
+            {"at": now, "event": "promoted", "replaced": current, "reason": reason},
+            "previous",
+            {"at": now, "event": "retired", "by": candidate},
         )
-        self._write(candidate, record)
-        if current is not None and self.is_versioned(current):
-            old = self._metadata(current)
-            old.update(status="previous", retired_at=now)
-            old.setdefault("events", []).append({"at": now, "event": "retired", "by": candidate})
-            self._write(current, old)
         deleted = self.prune()
         return SwapResult(
             "promoted",
@@ -217,15 +241,23 @@ class BlueGreenIndex:
         retired = [v for v in self.versions() if v.status in ("previous", "rolled_back")]
         deleted = []
         for version in retired[self.keep_previous :]:
-            self.client.delete_collection(version.name)
+            self.store.delete_collection(version.name)
             deleted.append(version.name)
         return deleted
 
-    def rollback(self, reason: str = "") -> SwapResult:
-        """Point the alias back at the most recently retired collection still kept."""
-        current = self.live()
+    def rollback(self, reason: str = "", expected: str | None | AsRead = AS_READ) -> SwapResult:
+        """Point the alias back at the most recently retired collection still kept.
+
+        ``expected``: the collection the caller saw live; by default the one live now.
+        """
+        current, records = self._state()
         if current is None:
             raise BlueGreenError(f"alias {self.alias!r} does not exist: nothing to roll back")
+        if not isinstance(expected, AsRead) and expected != current:
+            raise BlueGreenError(
+                f"alias {self.alias!r} points at {current}, not {expected} as expected: another "
+                "promotion or rollback changed it; nothing was changed"
+            )
         targets = [v for v in self.versions() if v.status == "previous"]
         if not targets:
             raise BlueGreenError(
@@ -234,20 +266,14 @@ class BlueGreenIndex:
             )
         target = targets[0].name
         now = _now()
-        self._swap(target, current)
-        record = self._metadata(target)
-        record.update(status="live", promoted_at=now, retired_at=None)
-        record.setdefault("events", []).append(
-            {"at": now, "event": "restored", "replaced": current, "reason": reason}
+        self._swap(
+            target,
+            current,
+            records,
+            {"at": now, "event": "restored", "replaced": current, "reason": reason},
+            "rolled_back",
+            {"at": now, "event": "rolled_back", "by": target, "reason": reason},
         )
-        self._write(target, record)
-        if self.is_versioned(current):
-            old = self._metadata(current)
-            old.update(status="rolled_back", retired_at=now)
-            old.setdefault("events", []).append(
-                {"at": now, "event": "rolled_back", "by": target, "reason": reason}
-            )
-            self._write(current, old)
         return SwapResult(
             "rolled_back",
             self.alias,

@@ -1,4 +1,4 @@
-"""The vector index: a Qdrant collection of chunks, and what it says about each document.
+"""The vector index: a collection of chunks, and what it says about each document.
 
 The collection itself is the record of what was ingested: every point carries
 its document's id and content hash, its chunk index and the document's chunk
@@ -7,21 +7,24 @@ it has exactly ``chunk_count`` points, all with its current hash and settings,
 so a run interrupted half way is recognised and repaired by the next one.
 """
 
-import sqlite3
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from qdrant_client import QdrantClient, models
+
+from genai_assets.rag.vector_store import (
+    CollectionSpec,
+    DimensionMismatchError,
+    IndexPoint,
+    VectorStore,
+    bm25_document,
+)
+
+__all__ = ["DimensionMismatchError", "DocumentState", "QdrantIndex"]
 
 STATE_FIELDS = ["doc_id", "doc_hash", "chunk_index", "chunk_count", "settings"]
 SCROLL_PAGE = 2048
-
-
-class DimensionMismatchError(ValueError):
-    """An existing collection has another vector size than the model produces."""
 
 
 @dataclass
@@ -48,80 +51,54 @@ class DocumentState:
 
 
 class QdrantIndex:
-    """One Qdrant collection of document chunks.
+    """One collection of document chunks, on either engine (see ``vector_store``).
 
     Args:
-        client: an open Qdrant client (local path, ``:memory:`` or a server), or a
-            function that returns one (waiting for it to open) on first use.
+        store: an open store, or a function that returns one (opening it) on first use.
         collection: the physical collection name.
+        sparse: store each chunk's BM25 sparse vector beside its embedding.
     """
 
-    def __init__(self, client: QdrantClient | Callable[[], QdrantClient], collection: str):
-        self._client = client
+    def __init__(
+        self,
+        store: VectorStore | Callable[[], VectorStore],
+        collection: str,
+        sparse: bool = True,
+    ):
+        self._store = store
         self.collection = collection
-        self._writes_prepared = False
+        self.sparse = sparse
         self._ensured = False
 
     @property
-    def client(self) -> QdrantClient:
-        """The open client."""
-        if not isinstance(self._client, QdrantClient):
-            self._client = self._client()
-        return self._client
+    def store(self) -> VectorStore:
+        """The open store."""
+        if not isinstance(self._store, VectorStore):
+            self._store = self._store()
+        return self._store
 
-    def _prepare_writes(self) -> None:
-        """Let embedded Qdrant write without waiting for the disk at every point.
-
-        Embedded Qdrant (path mode) stores each point in its own SQLite transaction,
-        and SQLite's default rollback journal syncs to disk at every commit: about
-        1 ms per point, a whole CPU-second per thousand points taken from the model
-        that shares the machine. In WAL mode with ``synchronous=NORMAL`` a commit
-        only appends to the log; the database is synced when the log is
-        checkpointed, at the latest when the client closes. A crash can then lose the
-        last writes but never corrupts the file, and the sync repairs lost writes on
-        its next run (its summary is written only after the client closed).
-        Servers and ``:memory:`` have no such file.
-        """
-        if self._writes_prepared:
-            return
-        storage = local_storage(self.client, self.collection)
-        if storage is not None:
-            storage.execute("PRAGMA journal_mode=WAL")
-            storage.execute("PRAGMA synchronous=NORMAL")
-        self._writes_prepared = True
+    def spec(self, dimension: int) -> CollectionSpec:
+        """What this index stores for vectors of ``dimension``."""
+        return (
+            CollectionSpec(dimension)
+            if self.sparse
+            else CollectionSpec(dimension, sparse_model=None)
+        )
 
     def exists(self) -> bool:
         """Whether the collection exists."""
-        return self.client.collection_exists(self.collection)
+        return self.store.collection_exists(self.collection)
 
     def ensure(self, dimension: int) -> bool:
-        """Create the collection (cosine, ``dimension``) if missing; True when created.
+        """Create the collection for ``dimension``-d vectors if missing; True when created.
 
         Raises:
-            DimensionMismatchError: the collection exists with another vector size.
+            DimensionMismatchError: the collection exists with other vector settings.
         """
         if self.exists():
-            params = self.client.get_collection(self.collection).config.params.vectors
-            size = params.size if isinstance(params, models.VectorParams) else None
-            if size != dimension:
-                raise DimensionMismatchError(
-                    f"Qdrant collection {self.collection!r} holds {size}-dimensional vectors but "
-                    f"the embedding model produces {dimension}; use another collection name or "
-                    "delete the collection"
-                )
+            self.store.check_spec(self.collection, self.spec(dimension))
             return False
-        self.client.create_collection(
-            self.collection,
-            vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
-        )
-        with warnings.catch_warnings():
-            # Keyword indexes speed up filters on a server; embedded Qdrant warns that
-            # it ignores them, which is expected here.
-            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-            for key in ("doc_id", "doc_hash"):
-                self.client.create_payload_index(
-                    self.collection, key, models.PayloadSchemaType.KEYWORD
-                )
+        self.store.create_collection(self.collection, self.spec(dimension))
         return True
 
     def document_states(self, doc_ids: Sequence[str] | None = None) -> dict[str, DocumentState]:
@@ -132,77 +109,48 @@ class QdrantIndex:
         states: dict[str, DocumentState] = {}
         if doc_ids is not None and not doc_ids:
             return states
-        only = (
-            models.Filter(
-                must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))]
-            )
-            if doc_ids is not None
-            else None
-        )
-        offset = None
-        while True:
-            points, offset = self.client.scroll(
-                self.collection,
-                scroll_filter=only,
-                limit=SCROLL_PAGE,
-                offset=offset,
-                with_payload=STATE_FIELDS,
-                with_vectors=False,
-            )
-            for point in points:
-                payload = point.payload or {}
-                doc_id = payload.get("doc_id")
-                states.setdefault(doc_id, DocumentState()).points[str(point.id)] = payload
-            if offset is None:
-                return states
+        where = ("doc_id", list(doc_ids)) if doc_ids is not None else None
+        for record in self.store.scroll(
+            self.collection, where=where, fields=STATE_FIELDS, page=SCROLL_PAGE
+        ):
+            doc_id = record.payload.get("doc_id")
+            states.setdefault(doc_id, DocumentState()).points[record.id] = record.payload
+        return states
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
         """Write points; ids are derived from content, so a repeat overwrites, never duplicates.
 
         The first write creates the collection for the vectors' dimension, or checks it.
+        The BM25 vector of each point's ``text`` is computed here (microseconds a chunk).
         """
         if not self._ensured:
             self.ensure(vectors.shape[1])
             self._ensured = True
-        self._prepare_writes()
-        self.client.upsert(
+        rows = vectors.tolist()
+        self.store.upsert(
             self.collection,
-            points=models.Batch(ids=list(ids), vectors=vectors.tolist(), payloads=list(payloads)),
-            wait=True,
+            [
+                IndexPoint(
+                    pid,
+                    row,
+                    payload,
+                    bm25_document(payload.get("text", "")) if self.sparse else None,
+                )
+                for pid, row, payload in zip(ids, rows, payloads, strict=True)
+            ],
         )
 
     def set_payloads(self, updates: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """Update the payload of existing points, keeping their vectors."""
-        operations = [
-            models.SetPayloadOperation(set_payload=models.SetPayload(payload=payload, points=[pid]))
-            for pid, payload in updates
-        ]
-        if operations:
-            self._prepare_writes()
-            self.client.batch_update_points(self.collection, operations, wait=True)
+        for pid, payload in updates:
+            self.store.set_payload(self.collection, [pid], payload)
 
     def delete(self, ids: Iterable[str]) -> None:
         """Delete points by id."""
         ids = list(ids)
         if ids:
-            self._prepare_writes()
-            self.client.delete(self.collection, points_selector=models.PointIdsList(points=ids))
+            self.store.delete(self.collection, ids)
 
     def count(self) -> int:
         """Exact number of points in the collection."""
-        return self.client.count(self.collection, exact=True).count
-
-
-def local_storage(client: QdrantClient, collection: str) -> sqlite3.Connection | None:
-    """The SQLite connection behind a collection of embedded Qdrant in path mode, if any.
-
-    qdrant-client has no public handle on it: this follows its local-mode internals
-    (``QdrantClient._client.collections[name].storage.storage``), pinned by a test.
-    None for a server, ``:memory:``, or a collection that does not exist.
-    """
-    collections = getattr(getattr(client, "_client", None), "collections", None)
-    if not isinstance(collections, dict) or collection not in collections:
-        return None
-    persistence = getattr(collections[collection], "storage", None)
-    connection = getattr(persistence, "storage", None)
-    return connection if isinstance(connection, sqlite3.Connection) else None
+        return self.store.count(self.collection)

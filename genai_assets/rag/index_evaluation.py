@@ -1,8 +1,9 @@
-"""Evaluating a Qdrant collection on a golden set: retrieve, score, and one row per question.
+"""Evaluating a collection on a golden set: retrieve, score, and one row per question.
 
 Retrieval goes through the collection and embedding model that built it (the
-caller passes both, from ``document_embeddings``' value). Qdrant is only read
-inside :func:`retrieve_all`, so a local-mode client can be closed before the
+caller passes both, from ``document_embeddings``' value) and the same search
+function readers use (:func:`genai_assets.rag.search.search`). The index is only
+read inside :func:`retrieve_all`, so the embedded store can be closed before the
 slower ragas and LLM work starts.
 """
 
@@ -10,8 +11,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from qdrant_client import QdrantClient
 
 from genai_assets.rag.evaluation import (
     RETRIEVAL_METRICS,
@@ -28,6 +27,8 @@ from genai_assets.rag.ragas_metrics import (
     llm_judgements,
     non_llm_scores,
 )
+from genai_assets.rag.search import search
+from genai_assets.rag.vector_store import QueryMode, VectorStore
 
 ALL_METRICS = (*RETRIEVAL_METRICS, *NON_LLM_METRICS, *LLM_METRICS)
 SCROLL_PAGE = 1024
@@ -45,7 +46,7 @@ class Retrieval:
 
 
 def reference_contexts(
-    client: QdrantClient, collection: str, questions: Sequence[GoldenQuestion]
+    store: VectorStore, collection: str, questions: Sequence[GoldenQuestion]
 ) -> tuple[list[list[str]], int]:
     """Per question, the collection's chunks that hold its answer; and the collection's size.
 
@@ -53,21 +54,10 @@ def reference_contexts(
     passages the chunks of its relevant documents. Reads every point's text and
     source once (no vectors).
     """
-    points: list[tuple[str, str]] = []
-    offset = None
-    while True:
-        page, offset = client.scroll(
-            collection,
-            limit=SCROLL_PAGE,
-            offset=offset,
-            with_payload=["text", "source"],
-            with_vectors=False,
-        )
-        for point in page:
-            payload = point.payload or {}
-            points.append((str(payload.get("source", "")), str(payload.get("text", ""))))
-        if offset is None:
-            break
+    points = [
+        (str(record.payload.get("source", "")), str(record.payload.get("text", "")))
+        for record in store.scroll(collection, fields=["text", "source"], page=SCROLL_PAGE)
+    ]
     contexts = []
     for question in questions:
         if question.relevant_passages:
@@ -87,39 +77,32 @@ def reference_contexts(
 
 
 def retrieve_all(
-    client: QdrantClient,
+    store: VectorStore,
     collection: str,
     encode: Callable[[list[str]], Any],
     questions: Sequence[GoldenQuestion],
     k: int,
+    mode: QueryMode = "dense",
+    rrf_k: int = 60,
 ) -> Retrieval:
     """The top ``k`` chunks of ``collection`` (a name or an alias) for every question."""
-    from qdrant_client import models
-
-    if not client.collection_exists(collection):
-        raise ValueError(f"Qdrant collection {collection!r} does not exist")
+    if not store.collection_exists(collection) and store.read_alias(collection) is None:
+        raise ValueError(f"collection {collection!r} does not exist in {store.describe()}")
     started = time.perf_counter()
-    vectors = encode([q.question for q in questions])
-    responses = client.query_batch_points(
-        collection,
-        requests=[
-            models.QueryRequest(query=vector.tolist(), limit=k, with_payload=True)
-            for vector in vectors
-        ],
-    )
+    hits = search(store, collection, [q.question for q in questions], encode, k, mode, rrf_k)
     chunks = [
         [
             RetrievedChunk(
-                source=str((point.payload or {}).get("source", "")),
-                text=str((point.payload or {}).get("text", "")),
-                score=float(point.score),
-                chunk_index=(point.payload or {}).get("chunk_index"),
+                source=str(hit.payload.get("source", "")),
+                text=str(hit.payload.get("text", "")),
+                score=hit.score,
+                chunk_index=hit.payload.get("chunk_index"),
             )
-            for point in response.points
+            for hit in found
         ]
-        for response in responses
+        for found in hits
     ]
-    contexts, points = reference_contexts(client, collection, questions)
+    contexts, points = reference_contexts(store, store.resolve(collection), questions)
     return Retrieval(collection, chunks, contexts, points, time.perf_counter() - started)
 
 
@@ -202,9 +185,8 @@ def score_retrieval(
     return rows
 
 
-def collection_model(client: QdrantClient, collection: str) -> str | None:
+def collection_model(store: VectorStore, collection: str) -> str | None:
     """The embedding model recorded on the collection's points, or None when it is empty."""
-    points, _ = client.scroll(collection, limit=1, with_payload=["embedding_model"])
-    if not points:
-        return None
-    return (points[0].payload or {}).get("embedding_model")
+    for record in store.scroll(collection, fields=["embedding_model"], page=1):
+        return record.payload.get("embedding_model")
+    return None

@@ -2,12 +2,15 @@
 
     python -m genai_assets.rag.rollback                 # roll 'documents' back one step
     python -m genai_assets.rag.rollback --status        # live, kept collections, history
+    python -m genai_assets.rag.rollback --expect documents-0123456789ab   # only if that is live
     python -m genai_assets.rag.rollback --alias documents --url http://qdrant:6333
 
-Where Qdrant is: ``--url`` (default ``$QDRANT_URL``, API key from
-``$QDRANT_API_KEY``), else the local folder ``--location`` (default
-``$DAGSTER_HOME/storage/qdrant``, the one the code location uses). The same as
-``rag_rollback_job`` in Dagster.
+Where the index is: ``--url`` (default ``$QDRANT_URL``, API key from
+``$QDRANT_API_KEY``), else the local Qdrant Edge folder ``--location`` (default
+``$DAGSTER_HOME/storage/index``, the one the code location uses). The same as
+``rag_rollback_job`` in Dagster. A rollback is a compare-and-swap: it is refused
+when a promotion moved the alias while the command ran (or, with ``--expect``,
+when the alias is not where the caller saw it).
 """
 
 import argparse
@@ -15,29 +18,24 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-
-from qdrant_client import QdrantClient
+from pathlib import Path
 
 from genai_assets import settings
-from genai_assets.rag.blue_green import BlueGreenError, BlueGreenIndex
+from genai_assets.rag.blue_green import AS_READ, BlueGreenError, BlueGreenIndex
+from genai_assets.rag.stores import open_store
+from genai_assets.rag.vector_store import VectorStore, VectorStoreError
 
 
-def open_client(url: str | None, location: str | None) -> QdrantClient:
-    """A Qdrant client for a server URL or a local folder."""
+def open_index_store(url: str | None, location: str | None) -> VectorStore:
+    """The store of a server URL or of a local Qdrant Edge folder."""
     if url:
-        return QdrantClient(url=url, api_key=os.environ.get("QDRANT_API_KEY") or None)
-    path = location or str(settings.storage_root() / "qdrant")
-    if not os.path.isdir(path):
-        raise BlueGreenError(f"no local Qdrant storage at {path}")
-    try:
-        return QdrantClient(path=path)
-    except RuntimeError as error:
-        if "already accessed" in str(error):
-            raise BlueGreenError(
-                f"the local Qdrant storage {path} is open in another process (a running step or "
-                "`dagster dev`); stop it or use rag_rollback_job in Dagster"
-            ) from error
-        raise
+        return open_store(url, os.environ.get("QDRANT_API_KEY") or None)
+    path = Path(location) if location else settings.storage_root() / "index"
+    if not path.is_dir():
+        raise BlueGreenError(f"no local index at {path}")
+    return open_store(
+        folder=path, legacy_folder=None if location else settings.storage_root() / "qdrant"
+    )
 
 
 def status(index: BlueGreenIndex) -> dict:
@@ -61,23 +59,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--alias", default="documents", help="the alias readers use")
     parser.add_argument("--url", default=os.environ.get("QDRANT_URL") or None)
-    parser.add_argument("--location", default=None, help="local Qdrant folder")
+    parser.add_argument("--location", default=None, help="local Qdrant Edge folder")
     parser.add_argument("--reason", default="rollback from the command line")
+    parser.add_argument("--expect", default=None, help="roll back only if this one is live")
     parser.add_argument("--status", action="store_true", help="show the state, change nothing")
     args = parser.parse_args(argv)
     try:
-        client = open_client(args.url, args.location)
+        store = open_index_store(args.url, args.location)
         try:
-            index = BlueGreenIndex(client, args.alias)
+            index = BlueGreenIndex(store, args.alias)
             if args.status:
                 sys.stdout.write(json.dumps(status(index), indent=2) + "\n")
                 return 0
-            result = index.rollback(reason=args.reason)
+            expected = args.expect if args.expect else AS_READ
+            result = index.rollback(reason=args.reason, expected=expected)
             sys.stdout.write(result.message + "\n")
             return 0
         finally:
-            client.close()
-    except BlueGreenError as error:
+            store.close()
+    except (BlueGreenError, VectorStoreError) as error:
         sys.stderr.write(f"rollback refused: {error}\n")
         return 1
 

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from genai_assets.preload import Preloadable
 from genai_assets.rag.chunking import Chunk, Chunker
 from genai_assets.rag.index import DocumentState, QdrantIndex
+from genai_assets.rag.vector_store import SPARSE_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +49,22 @@ class IngestSettings:
     model: str
     chunk_tokens: int
     overlap_tokens: int
+    sparse_model: str | None = SPARSE_MODEL  # the BM25 vectors stored beside the dense ones
 
     def fingerprint(self) -> str:
         """A short hash of the settings (and the chunker's version)."""
-        blob = json.dumps(
-            {
-                "model": self.model,
-                "chunk_tokens": self.chunk_tokens,
-                "overlap_tokens": self.overlap_tokens,
-                "chunker": CHUNKER_VERSION,
-            },
-            sort_keys=True,
-        )
+        fields: dict[str, Any] = {
+            "model": self.model,
+            "chunk_tokens": self.chunk_tokens,
+            "overlap_tokens": self.overlap_tokens,
+            "chunker": CHUNKER_VERSION,
+        }
+        # The first sparse model is implied, so collections built before sparse vectors
+        # existed keep their name and points: the migration to Qdrant Edge adds their
+        # BM25 vectors and nothing is re-embedded. Any other sparse model is named.
+        if self.sparse_model != SPARSE_MODEL:
+            fields["sparse"] = self.sparse_model
+        blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -285,7 +290,7 @@ class _Writer(threading.Thread):
 
 
 class DocumentSync:
-    """Brings a Qdrant collection in line with a set of documents.
+    """Brings a collection in line with a set of documents.
 
     Args:
         index: the collection to write.

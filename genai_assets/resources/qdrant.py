@@ -1,29 +1,31 @@
-"""Qdrant as a resource: embedded local mode by default, a server in production."""
+"""The vector index resource: Qdrant Edge embedded by default, a Qdrant server in production."""
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
-from qdrant_client import QdrantClient
 
 from genai_assets import settings
-
-
-class QdrantLockedError(RuntimeError):
-    """Another process holds the local Qdrant storage folder."""
+from genai_assets.rag.edge_store import SPEC_FILE
+from genai_assets.rag.search import search
+from genai_assets.rag.stores import open_store
+from genai_assets.rag.vector_store import Hit, QueryMode, VectorStore
 
 
 class QdrantResource(dg.ConfigurableResource):
     """Where the vectors live.
 
-    With no ``url``, Qdrant runs embedded in the step's process: ``location`` is a
-    folder (default ``$DAGSTER_HOME/storage/qdrant``) or ``:memory:``. Only one
-    process may open a folder at a time, so a client is opened inside a step and
-    closed at its end, never held across steps. With ``url``, the same code talks
-    to a Qdrant server; ``api_key`` should be ``dg.EnvVar("QDRANT_API_KEY")``.
+    With no ``url``, Qdrant Edge (Qdrant's engine as a library) runs in the step's
+    process on the folder ``location`` (default ``$DAGSTER_HOME/storage/index``):
+    one shard folder per collection, the alias as a pointer file. A shard is open
+    in one process at a time, so the index is opened inside a step and closed at
+    its end, never held across steps. ``location=":memory:"`` uses qdrant-client's
+    in-memory mode instead (nothing persists). With ``url``, the same code talks to
+    a Qdrant server; ``api_key`` should be ``dg.EnvVar("QDRANT_API_KEY")``.
     """
 
     url: str | None = Field(default=None, description="Qdrant server URL; None: embedded mode.")
@@ -39,10 +41,21 @@ class QdrantResource(dg.ConfigurableResource):
     timeout_s: int = Field(default=60, description="Server request timeout in seconds.")
 
     def storage_path(self) -> Path | None:
-        """The embedded storage folder, or None for a server or ``:memory:``."""
+        """The embedded index folder, or None for a server or ``:memory:``."""
         if self.url or self.location == ":memory:":
             return None
-        return Path(self.location) if self.location else settings.storage_root() / "qdrant"
+        return Path(self.location) if self.location else settings.storage_root() / "index"
+
+    def legacy_storage_path(self) -> Path | None:
+        """Where the previous version kept its embedded storage by default.
+
+        Before Qdrant Edge the default folder was ``$DAGSTER_HOME/storage/qdrant``
+        (qdrant-client local mode). An explicit ``location`` holding local-mode
+        files is reported by the store itself.
+        """
+        if self.url or self.location:
+            return None
+        return settings.storage_root() / "qdrant"
 
     def sync_summary_path(self, collection: str) -> Path | None:
         """Where a clean sync of ``collection`` is summarised; embedded folder mode only.
@@ -51,7 +64,7 @@ class QdrantResource(dg.ConfigurableResource):
         ``:memory:``) or do not exist: the summary would then describe nothing.
         """
         path = self.storage_path()
-        if path is None or not (path / "collection" / collection).is_dir():
+        if path is None or not (path / "collections" / collection / SPEC_FILE).is_file():
             return None
         return path / "genai_assets_sync" / f"{collection}.json"
 
@@ -61,60 +74,66 @@ class QdrantResource(dg.ConfigurableResource):
             return self.url
         return str(self.storage_path() or ":memory:")
 
-    def connect(self) -> QdrantClient:
-        """A new open client; the caller closes it.
+    def connect(self) -> VectorStore:
+        """A new open store; the caller closes it.
 
         Raises:
-            QdrantLockedError: another process holds the embedded storage folder.
+            LegacyStorageError: the previous version's embedded storage is still
+                unmigrated; the message names the command that migrates it.
+            IndexLockedError: another process holds a shard this step opens.
         """
-        if self.url:
-            return QdrantClient(url=self.url, api_key=self.api_key, timeout=self.timeout_s)
-        if self.location == ":memory:":
-            return QdrantClient(location=":memory:")
-        path = self.storage_path()
-        path.mkdir(parents=True, exist_ok=True)
-        try:
-            return QdrantClient(path=str(path))
-        except RuntimeError as error:
-            if "already accessed" in str(error):
-                raise QdrantLockedError(
-                    f"the local Qdrant storage {path} is open in another process (a step "
-                    "running in parallel, or `dagster dev` holding it); run the steps one "
-                    "after another, or point the qdrant resource at a Qdrant server `url`"
-                ) from error
-            raise
+        return open_store(
+            self.url,
+            self.api_key,
+            ":memory:" if self.location == ":memory:" else self.storage_path(),
+            self.legacy_storage_path(),
+            self.timeout_s,
+        )
+
+    def search(
+        self,
+        queries: Sequence[str],
+        encode: Callable[[list[str]], Any] | None,
+        k: int = 5,
+        mode: QueryMode = "dense",
+        rrf_k: int = 60,
+    ) -> list[list[Hit]]:
+        """What readers get: the top ``k`` chunks behind the alias for each query.
+
+        ``encode`` is the embedding model that built the live collection (not
+        needed for ``mode="sparse"``). See :func:`genai_assets.rag.search.search`.
+        """
+        with self.open() as store:
+            return search(store, self.collection, queries, encode, k, mode, rrf_k)
 
     @contextmanager
-    def open(self) -> Iterator[QdrantClient]:
-        """An open client for the duration of the ``with`` block."""
-        client = self.connect()
+    def open(self) -> Iterator[VectorStore]:
+        """An open store for the duration of the ``with`` block."""
+        store = self.connect()
         try:
-            yield client
+            yield store
         finally:
-            client.close()
+            store.close()
 
     @contextmanager
-    def open_on_first_use(self) -> Iterator[Callable[[], QdrantClient]]:
-        """Like ``open()``, but the client opens when the block first asks for it.
+    def open_on_first_use(self) -> Iterator[Callable[[], VectorStore]]:
+        """Like ``open()``, but the store opens when the block first asks for it.
 
-        Yields a function that returns the client, opening it on its first call;
-        the client is closed at the end of the block if it was opened. Embedded
-        Qdrant reads the whole storage when it opens (about 0.4 s for 5,000
-        points): a run that needs it only to write opens it after the model's
-        work, rather than while the model loads (both hold the GIL; overlapping
-        them measured slower than one after the other).
+        Yields a function that returns the store, opening it on its first call; it
+        is closed at the end of the block if it was opened. A run that finds
+        nothing to write never touches the index's files.
         """
-        opened: list[QdrantClient] = []
+        opened: list[VectorStore] = []
         lock = threading.Lock()
 
-        def client() -> QdrantClient:
+        def store() -> VectorStore:
             with lock:
                 if not opened:
                     opened.append(self.connect())
                 return opened[0]
 
         try:
-            yield client
+            yield store
         finally:
             with lock:
                 for each in opened:

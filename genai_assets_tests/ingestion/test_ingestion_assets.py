@@ -1,4 +1,4 @@
-"""raw_documents -> document_embeddings through dg.materialize, real model, real local Qdrant."""
+"""raw_documents -> document_embeddings through dg.materialize, real model, real Qdrant Edge."""
 
 import os
 import signal
@@ -11,6 +11,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from genai_assets.defs.rag.assets import document_embeddings, raw_documents
+from genai_assets.rag.edge_store import EdgeStore
 from genai_assets.resources.document_store import LocalDocumentStore
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
@@ -59,22 +60,19 @@ def materialize(corpus, **config):
 
 def collection_points(home, collection):
     """Every point's id and payload, read with a fresh client after the run closed its own."""
-    client = QdrantClient(path=str(home / "storage" / "qdrant"))
+    store = EdgeStore(home / "storage" / "index")
     try:
-        points, offset = [], None
-        while True:
-            page, offset = client.scroll(collection, limit=1000, offset=offset, with_vectors=True)
-            points.extend(page)
-            if offset is None:
-                break
+        return {
+            r.id: (r.payload, r.dense, r.sparse)
+            for r in store.scroll(collection, with_vectors=True, page=1000)
+        }
     finally:
-        client.close()
-    return {str(p.id): (p.payload, p.vector) for p in points}
+        store.close()
 
 
 def chunk_count_by_doc(points):
     counts = {}
-    for payload, _ in points.values():
+    for payload, *_ in points.values():
         counts[payload["source"]] = counts.get(payload["source"], 0) + 1
     return counts
 
@@ -94,7 +92,8 @@ def test_incremental_ingestion_lifecycle(dagster_home, tmp_path):
     assert {"text", "doc_id", "source", "doc_hash", "chunk_index", "embedding_model"} <= set(
         payload
     )
-    for _, (payload, _) in points.items():
+    for payload, _, sparse in points.values():
+        assert sparse.indices and len(sparse.indices) == len(sparse.values)  # BM25 beside
         assert payload["n_tokens"] <= 254
 
     second, _ = materialize(corpus)
@@ -112,9 +111,9 @@ def test_incremental_ingestion_lifecycle(dagster_home, tmp_path):
     assert third["documents_changed"] == 1 and third["documents_unchanged"] == 5
     assert 1 <= third["chunks_embedded"] < chunk_count_by_doc(points)[f"{corpus}/doc2.md"]
     assert third["points"] == len(after_edit)
-    unchanged = {pid for pid, (p, _) in points.items() if p["source"] != f"{corpus}/doc2.md"}
+    unchanged = {pid for pid, (p, *_) in points.items() if p["source"] != f"{corpus}/doc2.md"}
     assert unchanged <= after_edit.keys()  # other documents' points untouched
-    doc2 = [p for p, _ in after_edit.values() if p["source"] == f"{corpus}/doc2.md"]
+    doc2 = [p for p, *_ in after_edit.values() if p["source"] == f"{corpus}/doc2.md"]
     assert sorted(p["chunk_index"] for p in doc2) == list(range(len(doc2)))
     assert len({p["doc_hash"] for p in doc2}) == 1
 
@@ -168,13 +167,20 @@ def test_raw_documents_reports_bad_inputs_and_fails_on_missing_source(dagster_ho
 
 def test_dimension_mismatch_is_a_clear_error(dagster_home, tmp_path):
     from genai_assets.rag.index import DimensionMismatchError, QdrantIndex
+    from genai_assets.rag.server_store import ServerStore
 
-    client = QdrantClient(location=":memory:")
-    index = QdrantIndex(client, "c")
-    assert index.ensure(384) is True
-    assert index.ensure(384) is False
-    with pytest.raises(DimensionMismatchError, match="384-dimensional"):
-        index.ensure(768)
+    for store in (
+        EdgeStore(tmp_path / "edge"),
+        ServerStore(QdrantClient(location=":memory:"), "server stand-in (local mode)"),
+    ):
+        index = QdrantIndex(store, "c")
+        assert index.ensure(384) is True
+        assert index.ensure(384) is False
+        with pytest.raises(DimensionMismatchError, match="384-dimensional"):
+            index.ensure(768)
+        with pytest.raises(DimensionMismatchError, match="sparse model"):
+            QdrantIndex(store, "c", sparse=False).ensure(384)
+        store.close()
 
 
 KILLER = textwrap.dedent(
@@ -238,9 +244,10 @@ def test_run_killed_mid_upsert_is_repaired_to_the_exact_collection(
     assert repaired["index_opened"] is True
     actual = collection_points(dagster_home, value["collection"])
     assert actual.keys() == expected.keys()
-    for pid, (payload, vector) in expected.items():
+    for pid, (payload, vector, sparse) in expected.items():
         assert actual[pid][0] == payload
         assert actual[pid][1] == pytest.approx(vector, abs=1e-6)
+        assert actual[pid][2] == sparse
     assert repaired["points"] == len(expected)
 
 
@@ -250,10 +257,10 @@ def test_index_changed_behind_the_summary_is_read_again_and_repaired(dagster_hom
     _, value = materialize(corpus)
     expected = collection_points(dagster_home, value["collection"])
     # Something else deletes a point of doc1 after the clean sync that wrote the summary.
-    lost = next(pid for pid, (p, _) in expected.items() if p["source"] == f"{corpus}/doc1.md")
-    client = QdrantClient(path=str(dagster_home / "storage" / "qdrant"))
-    client.delete(value["collection"], points_selector=[lost])
-    client.close()
+    lost = next(pid for pid, (p, *_) in expected.items() if p["source"] == f"{corpus}/doc1.md")
+    store = EdgeStore(dagster_home / "storage" / "index")
+    store.delete(value["collection"], [lost])
+    store.close()
 
     # An edit elsewhere: the summary alone would miss doc1's lost point.
     edited = corpus / "doc2.md"
@@ -267,20 +274,15 @@ def test_index_changed_behind_the_summary_is_read_again_and_repaired(dagster_hom
     assert others.keys() <= actual.keys()  # every other document whole again, doc1 included
 
 
-def test_embedded_qdrant_writes_in_wal_mode_and_opens_on_first_use(tmp_path):
+def test_embedded_index_opens_on_first_use(tmp_path):
     import numpy as np
 
-    from genai_assets.rag.index import QdrantIndex, local_storage
+    from genai_assets.rag.index import QdrantIndex
 
-    resource = QdrantResource(location=str(tmp_path / "qdrant"))
-    with resource.open_on_first_use() as client:
-        index = QdrantIndex(client, "c")
-        assert not (tmp_path / "qdrant").exists()  # nothing opened yet
+    resource = QdrantResource(location=str(tmp_path / "index"))
+    with resource.open_on_first_use() as store:
+        index = QdrantIndex(store, "c")
+        assert not (tmp_path / "index").exists()  # nothing opened yet
         index.upsert(["5b0c3a52-9f1e-4d0e-8a39-2f3c1d7e6b11"], np.ones((1, 4), np.float32), [{}])
-        # qdrant-client's local internals are still where local_storage() looks for them.
-        storage = local_storage(index.client, "c")
-        assert storage is not None
-        assert storage.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert storage.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-    with resource.open() as reopened:  # closed above: the folder is free, the write kept
-        assert reopened.count("c").count == 1
+    with resource.open() as reopened:  # closed above: the shard is free, the write kept
+        assert reopened.count("c") == 1

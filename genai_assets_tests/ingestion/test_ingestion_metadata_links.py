@@ -25,5 +25,5 @@ def test_qdrant_location_links_the_collection_or_the_folder(resource, expected):
 def test_qdrant_location_defaults_to_the_folder_under_dagster_home(monkeypatch, tmp_path):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     assert qdrant_location(QdrantResource(), "docs-1") == dg.MetadataValue.path(
-        str(tmp_path / "storage" / "qdrant")
+        str(tmp_path / "storage" / "index")
     )

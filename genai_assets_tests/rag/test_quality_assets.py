@@ -24,6 +24,7 @@ from genai_assets.rag import rollback
 from genai_assets.rag.blue_green import BlueGreenIndex
 from genai_assets.rag.embedder import PACKAGED_MODEL, resolve_model_path
 from genai_assets.rag.ragas_metrics import RagasSample, llm_judgements
+from genai_assets.rag.vector_store import CollectionSpec
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 
@@ -238,8 +239,23 @@ def test_bad_candidate_is_blocked_good_one_promoted_and_rolled_back(env, first_r
     again = materialize(env, selection=[quality.rag_serving_index])
     assert again.success
     assert live(env) == candidate
-    storage = str(settings.storage_root() / "qdrant")
+    storage = str(settings.storage_root() / "index")
     assert rollback.main(["--location", storage, "--reason", "test"]) == 0
+    assert live(env) == old
+
+    # The gate compared the candidate with `old`. Another promotion moves the alias
+    # since: rag_serving_index refuses to swap what it did not expect (compare-and-swap).
+    other = "documents-0123456789ab"
+    with env["resources"]["qdrant"].open() as store:
+        store.create_collection(other, CollectionSpec(384))
+        BlueGreenIndex(store, "documents").promote(other, reason="someone else")
+    racing = materialize(env, selection=[quality.rag_serving_index])
+    assert not racing.success
+    failure = racing.get_step_failure_events()[0].event_specific_data.error.message
+    assert f"points at {other}, not {old} as expected" in failure
+    assert live(env) == other
+    with env["resources"]["qdrant"].open() as store:
+        BlueGreenIndex(store, "documents").rollback(reason="end of the race")
     assert live(env) == old
 
 

@@ -144,7 +144,8 @@ class DocumentEmbeddingsConfig(dg.Config):
     owners=OWNERS,
     tags=TAGS,
     code_version=DOCUMENT_EMBEDDINGS_VERSION,
-    description="Chunks of every document, embedded and stored in Qdrant. Incremental: "
+    description="Chunks of every document, embedded and stored in Qdrant with a BM25 sparse "
+    "vector beside each embedding (hybrid search). Incremental: "
     "unchanged documents are skipped without loading the model, only new chunk texts are "
     "embedded, and vanished chunks and documents are deleted, so the collection always "
     "holds exactly the chunks of the current documents. Point ids derive from document, "
@@ -183,8 +184,8 @@ def document_embeddings(
         indexed = summary.indexed(fingerprint) if summary else None
         if summary:
             summary.invalidate()
-        with qdrant.open_on_first_use() as client:
-            index = QdrantIndex(client, collection)
+        with qdrant.open_on_first_use() as vector_store:
+            index = QdrantIndex(vector_store, collection, sparse=ingest.sparse_model is not None)
             sync = DocumentSync(
                 index,
                 ingest,

@@ -11,12 +11,13 @@ points the alias back at the previous collection.
 """
 
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
-from genai_assets.rag.blue_green import BlueGreenError, BlueGreenIndex, SwapResult
+from genai_assets.rag.blue_green import AS_READ, AsRead, BlueGreenError, BlueGreenIndex, SwapResult
 from genai_assets.rag.embedder import Embedder, resolve_model_path
 from genai_assets.rag.evaluation import (
     RETRIEVAL_METRICS,
@@ -47,6 +48,7 @@ from genai_assets.resources.qdrant import QdrantResource
 GROUP = "rag"
 GATE_CHECK = dg.AssetCheckKey(dg.AssetKey("rag_quality_metrics"), "rag_quality_gate")
 DEFAULT_GOLDEN_SET = settings.PACKAGE_DATA / "golden_set.jsonl"
+NO_ALIAS = "none (alias not created yet)"
 
 
 class RagQualityConfig(dg.Config):
@@ -58,6 +60,12 @@ class RagQualityConfig(dg.Config):
         "and/or passages and an optional reference answer. Empty: the sample golden set.",
     )
     top_k: int = Field(default=5, ge=1, le=100, description="Chunks retrieved per question (k).")
+    query_mode: Literal["dense", "sparse", "hybrid"] = Field(
+        default="dense",
+        description="How chunks are retrieved, as readers retrieve them (genai_assets.rag.search): "
+        "by the embedding, by BM25, or both fused by reciprocal rank.",
+    )
+    rrf_k: int = Field(default=60, ge=1, description="The k of reciprocal rank fusion (hybrid).")
     compare_with_serving: bool = Field(
         default=True,
         description="Also evaluate the collection behind the alias, when it differs from the "
@@ -128,14 +136,22 @@ def rag_quality_metrics(
         return embedders[name].encode
 
     k = config.top_k
-    with qdrant.open() as client:
-        live = BlueGreenIndex(client, alias).live()
+    with qdrant.open() as store:
+        live = BlueGreenIndex(store, alias).live()
         retrievals = [
-            ("candidate", model, retrieve_all(client, candidate, encoder(model), questions, k))
+            (
+                "candidate",
+                model,
+                retrieve_all(
+                    store, candidate, encoder(model), questions, k, config.query_mode, config.rrf_k
+                ),
+            )
         ]
         if config.compare_with_serving and live is not None and live != candidate:
-            serving_model = collection_model(client, live) or model
-            serving = retrieve_all(client, live, encoder(serving_model), questions, k)
+            serving_model = collection_model(store, live) or model
+            serving = retrieve_all(
+                store, live, encoder(serving_model), questions, k, config.query_mode, config.rrf_k
+            )
             retrievals.append(("serving", serving_model, serving))
 
     llm_settings = (
@@ -164,8 +180,9 @@ def rag_quality_metrics(
         "collection": candidate,
         "model": model,
         "alias": alias,
-        "serving_collection": live or "none (alias not created yet)",
+        "serving_collection": live or NO_ALIAS,
         "k": dg.MetadataValue.int(k),
+        "query_mode": config.query_mode,
         "questions": dg.MetadataValue.int(len(questions)),
         "golden_set": str(path),
         "golden_set_lines_skipped": dg.MetadataValue.int(len(golden.problems)),
@@ -366,6 +383,7 @@ def rag_serving_index(
     """Promote document_embeddings' collection behind the alias."""
     candidate = document_embeddings["collection"]
     alias = document_embeddings["alias"]
+    expected: str | None | AsRead = AS_READ
     if config.require_passed_gate:
         passed, why = _gate_passed_for_latest_metrics(context.instance)
         if not passed:
@@ -381,10 +399,13 @@ def rag_serving_index(
                 f"evaluated {evaluated}; materialize rag_quality_metrics for {candidate} first",
                 allow_retries=False,
             )
-    with qdrant.open() as client:
-        index = BlueGreenIndex(client, alias, keep_previous=config.keep_previous)
+        # The gate compared the candidate with the collection live then: promote only
+        # if that one is still live (a rollback or another promotion since is refused).
+        expected = _evaluated_serving(context.instance)
+    with qdrant.open() as store:
+        index = BlueGreenIndex(store, alias, keep_previous=config.keep_previous)
         try:
-            result = index.promote(candidate, reason=f"run {context.run_id}")
+            result = index.promote(candidate, reason=f"run {context.run_id}", expected=expected)
         except BlueGreenError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
         history = index.history()
@@ -414,6 +435,15 @@ def _evaluated_collection(instance: dg.DagsterInstance) -> str | None:
     return getattr(value, "value", None) if value is not None else None
 
 
+def _evaluated_serving(instance: dg.DagsterInstance) -> str | None | AsRead:
+    """The collection live when the latest rag_quality_metrics ran (None: no alias yet)."""
+    event = instance.get_latest_materialization_event(GATE_CHECK.asset_key)
+    value = event.asset_materialization.metadata.get("serving_collection") if event else None
+    if value is None:  # metrics of an older version did not record it
+        return AS_READ
+    return None if value.value == NO_ALIAS else value.value
+
+
 def _history_table(events: list[dict], limit: int = 10) -> str:
     if not events:
         return "No promotion recorded."
@@ -439,9 +469,9 @@ def rollback_rag_serving_index(
 ) -> dict:
     """Swap the alias back and report it as an observation of rag_serving_index."""
     alias = config.alias or qdrant.collection
-    with qdrant.open() as client:
+    with qdrant.open() as store:
         try:
-            result = BlueGreenIndex(client, alias).rollback(reason=config.reason)
+            result = BlueGreenIndex(store, alias).rollback(reason=config.reason)
         except BlueGreenError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
     context.log.info(result.message)
