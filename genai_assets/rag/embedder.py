@@ -400,14 +400,17 @@ class TokenInputs:
     def features(self, token_ids: Sequence[Sequence[int]], multiple: int = 1) -> dict[str, Any]:
         """Padded input features for a batch, truncated as the model's tokenizer truncates.
 
-        ``multiple``: pad to a width that is a multiple of it (the model's own
-        preprocessing pads to the longest row, ``multiple=1``).
+        ``multiple``: pad to a width that is a multiple of it, at most the model's
+        ``max_length`` (the model's own preprocessing pads to the longest row,
+        ``multiple=1``).
         """
         import torch
 
         room = self.max_length - len(self.prefix) - len(self.suffix)
         rows = [(*self.prefix, *ids[:room], *self.suffix) for ids in token_ids]
-        width = -(-max(len(row) for row in rows) // multiple) * multiple
+        # Rounded up to the multiple, but never past the model's limit: positions beyond
+        # it may not exist in the model (a limit of 514 rounds up to 528).
+        width = min(-(-max(len(row) for row in rows) // multiple) * multiple, self.max_length)
         input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
         for i, row in enumerate(rows):

@@ -192,6 +192,19 @@ class QdrantIndex:
         """Exact number of points in the collection."""
         return self.client.count(self.collection, exact=True).count
 
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        """The ids of ``ids`` that the collection lacks (looked up by id, no payload read)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), SCROLL_PAGE):
+            page = self.client.retrieve(
+                self.collection,
+                ids=list(ids[start : start + SCROLL_PAGE]),
+                with_payload=False,
+                with_vectors=False,
+            )
+            found.update(str(point.id) for point in page)
+        return [pid for pid in ids if pid not in found]
+
 
 def local_storage(client: QdrantClient, collection: str) -> sqlite3.Connection | None:
     """The SQLite connection behind a collection of embedded Qdrant in path mode, if any.

@@ -7,7 +7,14 @@ import pytest
 
 from genai_assets.rag import embedder as embedder_module
 from genai_assets.rag.chunking import Chunker
-from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder, load_tokenizer, model_info
+from genai_assets.rag.embedder import (
+    PACKAGED_MODEL,
+    PAD_TO_MULTIPLE,
+    Embedder,
+    TokenInputs,
+    load_tokenizer,
+    model_info,
+)
 
 TEXTS = [
     "Skyline Vault stores encrypted snapshots of every protected volume.",
@@ -87,3 +94,14 @@ def test_token_ids_that_are_not_the_models_own_fall_back_to_the_texts(caplog):
     assert not model.uses_token_ids
     assert "differ from the model's own tokenisation" in caplog.text
     assert np.array_equal(vectors, model.encode(texts))
+
+
+@pytest.mark.parametrize(("longest", "width"), [(100, 112), (240, 250), (300, 250)])
+def test_padded_batch_width_is_capped_at_the_models_maximum(longest, width):
+    # A limit that is no multiple of 16: rounding up must not pass it.
+    inputs = TokenInputs(
+        prefix=(101,), suffix=(102,), pad_id=0, max_length=250, token_types=True, other=()
+    )
+    features = inputs.features([[7] * longest, [7] * 5], PAD_TO_MULTIPLE)
+    assert features["input_ids"].shape == (2, width)
+    assert features["attention_mask"].sum(dim=1).tolist() == [min(longest + 2, 250), 7]
