@@ -42,17 +42,29 @@ POINT_NAMESPACE = uuid.UUID("5b0c3a52-9f1e-4d0e-8a39-2f3c1d7e6b10")
 
 @dataclass(frozen=True)
 class IngestSettings:
-    """Everything that changes the vectors of a chunk; its fingerprint versions the index."""
+    """Everything that changes the vectors of a chunk; its fingerprint versions the index.
+
+    The device and dtype are the ones the model really runs at (the per-machine
+    decision for ``auto``), and ``model_revision`` identifies the model's files: a
+    collection built at bf16 on one machine is never extended at fp32 on another, or
+    by a changed checkpoint under the same name.
+    """
 
     model: str
     chunk_tokens: int
     overlap_tokens: int
+    model_revision: str = field(kw_only=True)
+    device: str = field(kw_only=True)
+    dtype: str = field(kw_only=True)
 
     def fingerprint(self) -> str:
         """A short hash of the settings (and the chunker's version)."""
         blob = json.dumps(
             {
                 "model": self.model,
+                "model_revision": self.model_revision,
+                "device": self.device,
+                "dtype": self.dtype,
                 "chunk_tokens": self.chunk_tokens,
                 "overlap_tokens": self.overlap_tokens,
                 "chunker": CHUNKER_VERSION,
@@ -60,6 +72,10 @@ class IngestSettings:
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class PrecisionMismatchError(RuntimeError):
+    """The loaded model runs at another device or dtype than the collection was built for."""
 
 
 def point_id(doc_id: str, settings_fingerprint: str, text: str, occurrence: int) -> str:
@@ -347,7 +363,8 @@ class DocumentSync:
         embedder_factory: loads the embedding model, in a thread that starts as soon
             as a document is known to need embedding. The model must have
             ``encode(texts, token_ids) -> ndarray``, ``dimension``, ``dtype``,
-            ``dtype_reason`` and ``device``.
+            ``dtype_reason`` and ``device``; device and dtype must be the settings'
+            (else :class:`PrecisionMismatchError`, before anything is written).
         read_text: the normalised text of a document, by its manifest row.
         batch_chunks: chunks embedded per batch; bounds memory.
         report: where progress lines go.
@@ -436,7 +453,16 @@ class DocumentSync:
 
     def _embedder_loaded(self, result: SyncReport) -> Any:
         if self._embedder is None:
-            self._embedder = self.model()
+            embedder = self.model()
+            runs_at = (embedder.device, embedder.dtype)
+            if runs_at != (self.settings.device, self.settings.dtype):
+                # Its vectors would mix with others in one collection: refuse before writing.
+                raise PrecisionMismatchError(
+                    f"the embedding model runs at {embedder.dtype} on {embedder.device}, but "
+                    f"the settings (fingerprint {self.fingerprint}) are for "
+                    f"{self.settings.dtype} on {self.settings.device}"
+                )
+            self._embedder = embedder
         result.model_loaded = True
         result.device = self._embedder.device
         return self._embedder
@@ -503,6 +529,8 @@ class DocumentSync:
             "chunk_count": len(chunks),
             "settings": self.fingerprint,
             "embedding_model": self.settings.model,
+            "embedding_device": self.settings.device,
+            "embedding_dtype": self.settings.dtype,
         }
         for chunk, pid in zip(chunks, ids, strict=True):
             state_payload = {**payload_common, "chunk_index": chunk.index}

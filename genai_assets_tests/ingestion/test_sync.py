@@ -13,13 +13,14 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from genai_assets.rag.chunking import Chunker
-from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder, load_tokenizer
+from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder, load_tokenizer, model_revision
 from genai_assets.rag.index import QdrantIndex
 from genai_assets.rag.sync import (
     DocumentSync,
     IndexChangedError,
     IndexedState,
     IngestSettings,
+    PrecisionMismatchError,
     SourceDocument,
 )
 
@@ -32,8 +33,11 @@ def model():
     return Embedder(PACKAGED_MODEL, device="cpu", dtype="fp32", batch_size=32)
 
 
-def settings() -> IngestSettings:
-    return IngestSettings(PACKAGED_MODEL, CHUNK_TOKENS, 8)
+def settings(dtype: str = "fp32") -> IngestSettings:
+    revision = model_revision(PACKAGED_MODEL)
+    return IngestSettings(
+        PACKAGED_MODEL, CHUNK_TOKENS, 8, model_revision=revision, device="cpu", dtype=dtype
+    )
 
 
 class TextStore:
@@ -231,3 +235,28 @@ def test_after_an_embedding_error_the_prefetch_thread_stops_and_the_error_propag
         time.sleep(0.05)
     assert not [t for t in threading.enumerate() if t.name == "chunk-prefetch"]
     assert store.reads < len(docs)  # it stopped reading documents nobody would embed
+
+
+def test_the_fingerprint_covers_device_dtype_and_model_revision():
+    base = {"model_revision": "r1", "device": "cpu", "dtype": "fp32"}
+    fingerprints = {
+        IngestSettings(PACKAGED_MODEL, 254, 32, **{**base, **change}).fingerprint()
+        for change in ({}, {"dtype": "bf16"}, {"device": "cuda"}, {"model_revision": "r2"})
+    }
+    assert len(fingerprints) == 4
+
+
+def test_a_model_running_at_another_dtype_is_refused_before_anything_is_written(model):
+    store = TextStore()
+    index = fresh_index()
+    sync = DocumentSync(
+        index,
+        settings(dtype="bf16"),  # the collection's settings; the model runs at fp32
+        chunker_factory=lambda: Chunker(load_tokenizer(PACKAGED_MODEL), CHUNK_TOKENS, 8),
+        embedder_factory=lambda: model,
+        read_text=store.read,
+        report=lambda line: None,
+    )
+    with pytest.raises(PrecisionMismatchError, match="runs at fp32 on cpu, but the settings"):
+        sync.run(corpus(store, n_docs=1))
+    assert not index.exists()
