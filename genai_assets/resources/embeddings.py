@@ -26,16 +26,18 @@ class SentenceTransformerResource(dg.ConfigurableResource):
 
     model: str = Field(
         default=PACKAGED_MODEL,
-        description="Model name or local folder. Its name is part of the index version.",
+        description="Model name or local folder. Its name and files' revision are part of "
+        "the index version.",
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         default="auto", description="'auto' picks CUDA when available, else CPU."
     )
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto",
-        description="'auto': bf16/fp16 on a GPU; on a CPU bf16 only if a probe on the first "
+        description="'auto': bf16/fp16 on a GPU; on a CPU bf16 only if a probe on chunk-sized "
         "texts shows it faster with the same embeddings (cosine >= 0.999), else fp32; "
-        "remembered per machine in $DAGSTER_HOME/storage/embedder_dtype.json.",
+        "remembered per machine in $DAGSTER_HOME/storage/embedder_dtype.json. The dtype and "
+        "device used are part of the index version.",
     )
     batch_size: int = Field(default=64, gt=0, description="Texts per forward pass.")
 
