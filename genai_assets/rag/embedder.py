@@ -1,9 +1,11 @@
 """Sentence-transformers models: where they are, their limits, and how they encode.
 
 Everything a run needs to decide whether anything must be embedded (the model's
-identity, token limit and dimension) is read from the model folder's small JSON
-files, so an unchanged rerun never imports torch or loads weights. The model is
-loaded only when there is text to embed.
+identity and revision, token limit and dimension, and the device and dtype it
+runs at on this machine) is read from the model folder's files and this
+machine's earlier decision, so an unchanged rerun never imports torch or loads
+weights. The model is loaded only when there is text to embed (or, once per
+machine, to probe the dtype).
 """
 
 import copy
@@ -204,13 +206,13 @@ def model_revision(model: str) -> str:
 
 
 def _cpu_model() -> str:
-    # /proc/cpuinfo names the processor; platform.processor() runs `uname -p` (50 ms).
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+    # On Linux /proc/cpuinfo names the processor; platform.processor() runs `uname -p`
+    # (50 ms, and "unknown" on many Linux systems), so it is only the fallback.
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     import platform
 
     return platform.processor()
