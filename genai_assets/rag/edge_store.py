@@ -40,6 +40,7 @@ import qdrant_edge as edge
 
 from genai_assets.rag.vector_store import (
     DENSE,
+    ID_PAGE,
     SPARSE,
     AliasConflictError,
     AliasState,
@@ -388,6 +389,18 @@ class EdgeStore(VectorStore):
         shard = self._shard(name)
         with self._engine_errors(name):
             return shard.count(edge.CountRequest(exact=True))
+
+    def existing(self, name: str, ids: Sequence[str]) -> set[str]:
+        """The ids the shard holds, retrieved by id without payloads."""
+        shard = self._shard(name)
+        found: set[str] = set()
+        for start in range(0, len(ids), ID_PAGE):
+            with self._engine_errors(name):
+                records = shard.retrieve(
+                    list(ids[start : start + ID_PAGE]), with_payload=False, with_vector=False
+                )
+            found.update(str(record.id) for record in records)
+        return found
 
     def query(
         self,

@@ -1,14 +1,18 @@
 """Sentence-transformers models: where they are, their limits, and how they encode.
 
 Everything a run needs to decide whether anything must be embedded (the model's
-identity, token limit and dimension) is read from the model folder's small JSON
-files, so an unchanged rerun never imports torch or loads weights. The model is
-loaded only when there is text to embed.
+identity and revision, token limit and dimension, and the device and dtype it
+runs at on this machine) is read from the model folder's files and this
+machine's earlier decision, so an unchanged rerun never imports torch or loads
+weights. The model is loaded only when there is text to embed (or, once per
+machine, to probe the dtype).
 """
 
 import copy
+import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -119,7 +123,6 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-_DTYPE_CHOICES: dict[str, tuple[str, str]] = {}
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 PROBE_TEXTS = 8
 # Every new input shape makes oneDNN build and cache kernels (up to 1,024 of them), so
@@ -127,24 +130,194 @@ PROBE_TEXTS = 8
 # than batches padded to a multiple of 16 tokens, which leaves at most 16 widths at
 # the model's 256-token limit; the speed is the same (measured on reST, bf16).
 PAD_TO_MULTIPLE = 16
+# The model revision reads small files whole and samples large ones (weights): a
+# fine-tuned checkpoint changes nearly every tensor, and reading 1 MiB costs
+# milliseconds where hashing gigabytes of weights would cost seconds on every run.
+_WHOLE_FILE_BYTES = 1 << 20
+_SAMPLE_BLOCKS = 16
+_SAMPLE_BYTES = 64 << 10
+# What the CPU probe embeds: chunk-sized English prose, so that the decision depends
+# on the machine only, never on the corpus, and is known before any text is chunked.
+_PROBE_PARAGRAPH = (
+    "Backups are taken every night and kept for thirty days. Each snapshot is encrypted "
+    "with a key that never leaves the vault, and restoring a volume takes minutes rather "
+    "than hours. Operators can replicate snapshots to a second site, set quotas per "
+    "project, and receive an alert when a job fails or runs longer than expected. The "
+    "command line tool and the web console offer the same operations; every action is "
+    "written to an audit log that can be exported. Storage is deduplicated across "
+    "volumes, so a daily snapshot of a large database usually adds only the blocks that "
+    "changed since the day before. Retention policies decide how long daily, weekly and "
+    "monthly copies are kept, and legal holds keep a copy beyond its policy until the "
+    "hold is released. "
+)
 
 
-def _machine_key(model: str, device: str) -> str:
-    """What a dtype decision depends on: model, device, torch build and processor."""
+@dataclass(frozen=True)
+class Precision:
+    """The device and dtype a model runs at, and why."""
+
+    device: str
+    dtype: str
+    reason: str
+
+
+_DECISIONS: dict[str, Precision] = {}
+
+
+def _file_identity(path: Path, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        if size <= _WHOLE_FILE_BYTES:
+            digest.update(handle.read())
+        else:
+            step = (size - _SAMPLE_BYTES) // (_SAMPLE_BLOCKS - 1)
+            for block in range(_SAMPLE_BLOCKS):
+                handle.seek(block * step)
+                digest.update(handle.read(_SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+_file_identity_cached = cache(_file_identity)  # keyed by size and mtime: edits are seen
+
+
+def model_revision(model: str) -> str:
+    """A short hash of the model's files: what its vectors depend on besides its name.
+
+    The files sentence-transformers loads: the folder's own and those of the module
+    folders in ``modules.json`` (configs, tokenizer, weights); not README files,
+    hidden files or other folders (e.g. ONNX exports). Small files are hashed whole,
+    large ones by size and 16 sampled blocks, so a changed checkpoint under the same
+    name gets another revision for milliseconds of reading.
+    """
+    folder = Path(model_info(model).path)
+    modules = _read_json(folder / "modules.json") or []
+    folders = [folder, *(folder / m["path"] for m in modules if m.get("path"))]
+    digest = hashlib.sha256()
+    for each in folders:
+        if not each.is_dir():
+            continue
+        for path in sorted(each.iterdir()):
+            if not path.is_file() or path.name.startswith(".") or path.suffix == ".md":
+                continue
+            stat = path.stat()
+            digest.update(f"{path.relative_to(folder)}\x1f{stat.st_size}\x1f".encode())
+            digest.update(_file_identity_cached(path, stat.st_size, stat.st_mtime_ns).encode())
+    return digest.hexdigest()[:12]
+
+
+def _cpu_model() -> str:
+    # On Linux /proc/cpuinfo names the processor; platform.processor() runs `uname -p`
+    # (50 ms, and "unknown" on many Linux systems), so it is only the fallback.
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     import platform
 
-    import torch
+    return platform.processor()
 
+
+def _decision_key(model: str, device: str, dtype: str) -> str:
+    """What a precision decision depends on, read without importing torch.
+
+    The model and its revision, the requested device and dtype, the torch build, the
+    processor and the CPUs and GPUs this process may use.
+    """
+    import importlib.metadata
+    import platform
+
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch_version = "none"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpus = sorted(p.name for p in Path("/dev").glob("nvidia[0-9]*"))
     return "|".join(
         [
             model,
+            model_revision(model),
             device,
-            torch.__version__,
+            dtype,
+            torch_version,
             platform.machine(),
-            platform.processor(),
-            str(torch.get_num_threads()),
+            _cpu_model(),
+            f"cpus={cpus}",
+            f"threads={os.environ.get('OMP_NUM_THREADS', '')}",
+            f"gpus={','.join(gpus)}",
+            f"visible={os.environ.get('CUDA_VISIBLE_DEVICES', '')}",
         ]
     )
+
+
+def _read_decisions(cache_file: Path | None) -> dict[str, Any]:
+    if cache_file is None or not cache_file.is_file():
+        return {}
+    try:
+        return json.loads(cache_file.read_text())
+    except json.JSONDecodeError:
+        log.warning(f"ignoring unreadable dtype cache {cache_file}")
+        return {}
+
+
+def _remember(key: str, precision: Precision, cache_file: Path | None) -> None:
+    _DECISIONS[key] = precision
+    if cache_file is None:
+        return
+    decisions = _read_decisions(cache_file)
+    decisions[key] = [precision.device, precision.dtype, precision.reason]
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(decisions, indent=1))
+    tmp.replace(cache_file)
+
+
+def known_precision(
+    model: str, device: str = "auto", dtype: str = "auto", cache_file: Path | None = None
+) -> Precision | None:
+    """The device and dtype ``model`` runs at, when that is known without loading it.
+
+    Configured values are used as they are. ``auto`` values come from an earlier
+    decision on this machine (this process, or ``cache_file``) without importing
+    torch, so an unchanged rerun stays cheap; else they are decided now (a GPU: bf16
+    where supported, else fp16). None when only a probe of the loaded model can
+    decide: ``dtype="auto"`` on a CPU (see :class:`Embedder`).
+
+    Raises:
+        ValueError: ``device`` or ``dtype`` is not one of the known names.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if device not in DEVICES:
+        raise ValueError(f"device {device!r} is not one of {', '.join(DEVICES)}")
+    if device != "auto" and dtype != "auto":
+        return Precision(device, dtype, "configured")
+    key = _decision_key(model, device, dtype)
+    if key in _DECISIONS:
+        return _DECISIONS[key]
+    cached = _read_decisions(cache_file).get(key)
+    if isinstance(cached, list) and len(cached) == 3 and cached[1] in TORCH_DTYPES:
+        precision = Precision(
+            cached[0], cached[1], f"{cached[2]} (decided earlier on this machine)"
+        )
+        _DECISIONS[key] = precision
+        return precision
+    resolved = resolve_device(device)
+    if dtype != "auto":
+        precision = Precision(resolved, dtype, "configured")
+    elif resolved == "cuda":
+        import torch
+
+        bf16 = torch.cuda.is_bf16_supported()
+        precision = Precision(
+            "cuda", *(("bf16", "GPU with native bf16") if bf16 else ("fp16", "GPU without bf16"))
+        )
+    elif resolved == "cpu":
+        return None
+    else:
+        precision = Precision(resolved, "fp32", f"no probe for device {resolved}")
+    _remember(key, precision, cache_file)
+    return precision
 
 
 class Embedder:
@@ -154,14 +327,16 @@ class Embedder:
         model: the packaged model's name, a local folder, or a hub name.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
         dtype: ``auto``, ``fp32``, ``bf16`` or ``fp16``. ``auto``: on a GPU bf16
-            (fp16 where bf16 is unsupported); on a CPU bf16 only if a probe on the
-            first texts to embed shows it faster with the same embeddings (mean
-            cosine >= 0.999 over the probe batch), else fp32. Decided once per
-            process, and remembered in ``dtype_cache`` (per model, device, torch
-            build and processor) so later processes on the same machine skip the
-            probe.
+            (fp16 where bf16 is unsupported); on a CPU bf16 only if a probe on
+            chunk-sized texts shows it faster with the same embeddings (mean cosine
+            >= 0.999 over the probe batch), else fp32. Decided when the model loads,
+            once per process, and remembered in ``dtype_cache`` (per model revision,
+            device, torch build and processor) so later processes on the same
+            machine skip the probe.
         batch_size: texts per forward pass.
         dtype_cache: a JSON file of earlier decisions, or None.
+        precision: a decision made before (:func:`known_precision`, or a collection's
+            recorded one): used as it is, so that vectors match those it was made for.
     """
 
     def __init__(
@@ -171,9 +346,9 @@ class Embedder:
         dtype: str = "auto",
         batch_size: int = 64,
         dtype_cache: Path | None = None,
+        precision: Precision | None = None,
     ):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        precision = precision or known_precision(model, device, dtype, dtype_cache)
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
@@ -181,69 +356,30 @@ class Embedder:
             # transformers draws a "Loading weights" bar on stderr, which in a Dagster
             # step, CI or a pod lands in the captured logs as noise.
             transformers_logging.disable_progress_bar()
-        self.device = resolve_device(device)
+        # No decision yet means a CPU probe.
+        self.device = precision.device if precision else "cpu"
         self.batch_size = batch_size
-        self.dtype_cache = dtype_cache
         self.name = model
         self.model = SentenceTransformer(resolve_model_path(model), device=self.device).eval()
         self.dimension = self.model.get_embedding_dimension()
         self._inputs: TokenInputs | None = None
         self._inputs_checked = False
-        self._key = _machine_key(model, self.device)
-        self.dtype: str | None = None
-        self.dtype_reason: str | None = None
-        if dtype != "auto":
-            self._use(dtype, "configured")
-        elif self._key in _DTYPE_CHOICES:
-            self._use(*_DTYPE_CHOICES[self._key])
-        elif (cached := self._cached_choice()) is not None:
-            self._use(cached[0], f"{cached[1]} (decided earlier on this machine)")
-        elif self.device == "cuda":
-            import torch
-
-            bf16 = torch.cuda.is_bf16_supported()
-            self._decided(
-                *(("bf16", "GPU with native bf16") if bf16 else ("fp16", "GPU without bf16"))
-            )
-        elif self.device != "cpu":
-            self._decided("fp32", f"no probe for device {self.device}")
-        # else: a CPU probe on the first texts to embed, in encode().
-
-    def _use(self, dtype: str, reason: str) -> None:
+        if precision is None:
+            precision = self._probe_cpu_dtype()
+            _remember(_decision_key(model, device, dtype), precision, dtype_cache)
         import torch
 
-        self.model.to(getattr(torch, TORCH_DTYPES[dtype]))
-        self.dtype, self.dtype_reason = dtype, reason
+        self.model.to(getattr(torch, TORCH_DTYPES[precision.dtype]))
+        self.precision = precision
+        self.dtype, self.dtype_reason = precision.dtype, precision.reason
 
-    def _decided(self, dtype: str, reason: str) -> None:
-        self._use(dtype, reason)
-        _DTYPE_CHOICES[self._key] = (dtype, reason)
-        if self.dtype_cache is not None:
-            choices = self._read_cache()
-            choices[self._key] = [dtype, reason]
-            self.dtype_cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.dtype_cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps(choices, indent=1))
-            tmp.replace(self.dtype_cache)
-
-    def _read_cache(self) -> dict[str, list[str]]:
-        if self.dtype_cache is None or not self.dtype_cache.is_file():
-            return {}
-        try:
-            return json.loads(self.dtype_cache.read_text())
-        except json.JSONDecodeError:
-            log.warning(f"ignoring unreadable dtype cache {self.dtype_cache}")
-            return {}
-
-    def _cached_choice(self) -> tuple[str, str] | None:
-        choice = self._read_cache().get(self._key)
-        return (choice[0], choice[1]) if choice else None
-
-    def _probe_cpu_dtype(self, texts: list[str]) -> None:
-        """Keep bf16 only if it is clearly faster and gives the same embeddings."""
+    def _probe_cpu_dtype(self) -> Precision:
+        """bf16 only if it is clearly faster and gives the same embeddings, else fp32."""
         import torch
 
-        probe = (texts * (PROBE_TEXTS // len(texts) + 1))[:PROBE_TEXTS]
+        # Eight rotations of two paragraphs: at least the 256 tokens of a full chunk.
+        text = _PROBE_PARAGRAPH * 2
+        probe = [text[i * 97 :] + text[: i * 97] for i in range(PROBE_TEXTS)]
         candidate = copy.deepcopy(self.model).to(torch.bfloat16)
 
         def timed(model: Any) -> tuple[float, np.ndarray]:
@@ -260,9 +396,8 @@ class Embedder:
         speedup = fp32_time / bf16_time if bf16_time else 0.0
         measured = f"bf16 {speedup:.2f}x speed, cosine {cosine:.5f} (min {worst:.5f})"
         if speedup >= BF16_MIN_SPEEDUP and cosine >= BF16_MIN_COSINE:
-            self._decided("bf16", f"probe: {measured}")
-        else:
-            self._decided("fp32", f"probe: {measured}; kept fp32")
+            return Precision("cpu", "bf16", f"probe: {measured}")
+        return Precision("cpu", "fp32", f"probe: {measured}; kept fp32")
 
     def encode(
         self, texts: list[str], token_ids: Sequence[Sequence[int]] | None = None
@@ -285,8 +420,6 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if token_ids is not None and len(token_ids) != len(texts):
             raise ValueError(f"{len(token_ids)} token id lists for {len(texts)} texts")
-        if self.dtype is None:
-            self._probe_cpu_dtype(texts[:PROBE_TEXTS])
         if token_ids is None:
             lengths = [len(ids) for ids in self.model.tokenizer(texts)["input_ids"]]
         else:
@@ -400,14 +533,17 @@ class TokenInputs:
     def features(self, token_ids: Sequence[Sequence[int]], multiple: int = 1) -> dict[str, Any]:
         """Padded input features for a batch, truncated as the model's tokenizer truncates.
 
-        ``multiple``: pad to a width that is a multiple of it (the model's own
-        preprocessing pads to the longest row, ``multiple=1``).
+        ``multiple``: pad to a width that is a multiple of it, at most the model's
+        ``max_length`` (the model's own preprocessing pads to the longest row,
+        ``multiple=1``).
         """
         import torch
 
         room = self.max_length - len(self.prefix) - len(self.suffix)
         rows = [(*self.prefix, *ids[:room], *self.suffix) for ids in token_ids]
-        width = -(-max(len(row) for row in rows) // multiple) * multiple
+        # Rounded up to the multiple, but never past the model's limit: positions beyond
+        # it may not exist in the model (a limit of 514 rounds up to 528).
+        width = min(-(-max(len(row) for row in rows) // multiple) * multiple, self.max_length)
         input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
         for i, row in enumerate(rows):

@@ -263,6 +263,43 @@ def mean_scores(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> dict[
     return means
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """How many of the questions a metric applies to were scored."""
+
+    scored: int
+    applicable: int
+
+    @property
+    def share(self) -> float:
+        """Scored questions over applicable ones (0.0 when it applies to none)."""
+        return self.scored / self.applicable if self.applicable else 0.0
+
+    def describe(self) -> str:
+        """``"38 of 40 questions (95%)"``."""
+        return f"{self.scored} of {self.applicable} questions ({self.share:.0%})"
+
+
+def score_coverage(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> dict[str, Coverage]:
+    """Per metric, the questions that scored it out of those it applies to.
+
+    A row scores a metric with a number. It applies to the row but was not scored
+    when the row's ``unscored`` mapping names it (metric -> reason: an LLM judge
+    that failed, an answer nowhere in the index); otherwise it does not apply (a
+    metric that needs a reference answer, for a question without one).
+    """
+    coverage = {}
+    for metric in metrics:
+        scored = sum(
+            1
+            for row in rows
+            if isinstance(row.get(metric), int | float) and not math.isnan(float(row[metric]))
+        )
+        unscored = sum(1 for row in rows if metric in (row.get("unscored") or {}))
+        coverage[metric] = Coverage(scored, scored + unscored)
+    return coverage
+
+
 def short_source(source: str) -> str:
     """The last two path segments of a source URI, for tables."""
     return "/".join(source.replace("\\", "/").split("/")[-2:])

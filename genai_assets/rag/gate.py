@@ -8,15 +8,21 @@ Two kinds of rule, both on mean scores over the golden set:
 
 A metric with a minimum that was not computed (an LLM-judged one without an LLM)
 fails the gate, naming it: a threshold that silently does not apply is no gate.
+Likewise a gated metric scored for too few of the questions it applies to (LLM
+judge failures, answers missing from the index): a mean over the survivors says
+nothing about the rest, so below ``min_coverage`` the gate refuses.
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from genai_assets.rag.evaluation import Coverage
+
 DEFAULT_MINIMUMS = {"hit_rate_at_k": 0.85, "recall_at_k": 0.75, "mrr": 0.6, "ndcg_at_k": 0.6}
 DEFAULT_COMPARED = ("recall_at_k", "mrr", "ndcg_at_k")
 DEFAULT_MAX_REGRESSION = 0.05
+DEFAULT_MIN_COVERAGE = 0.9
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class GateThresholds:
     minimums: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MINIMUMS))
     compared: Sequence[str] = DEFAULT_COMPARED
     max_regression: float = DEFAULT_MAX_REGRESSION
+    min_coverage: float = DEFAULT_MIN_COVERAGE
 
 
 @dataclass(frozen=True)
@@ -33,13 +40,19 @@ class GateFailure:
     """One rule the candidate broke, and by how much."""
 
     metric: str
-    rule: str  # "minimum", "regression" or "not run"
+    rule: str  # "minimum", "regression", "coverage" or "not run"
     value: float | None
     required: float
     shortfall: float | None
+    coverage: Coverage | None = None
 
     def describe(self) -> str:
         """One line a person reads in the check result."""
+        if self.rule == "coverage" and self.coverage is not None:
+            return (
+                f"{self.metric} was scored for only {self.coverage.describe()}, below the "
+                f"required coverage of {self.required:.0%}; no verdict on the rest"
+            )
         if self.rule == "not run":
             return f"{self.metric} was not computed but has a minimum of {self.required:.3f}"
         if self.rule == "minimum":
@@ -83,10 +96,41 @@ def decide(
     candidate: Mapping[str, float | None],
     serving: Mapping[str, float | None] | None,
     thresholds: GateThresholds,
+    coverage: Mapping[str, Coverage] | None = None,
 ) -> GateDecision:
-    """Apply the thresholds to the candidate's mean scores (and the serving index's, if any)."""
+    """Apply the thresholds to the candidate's mean scores (and the serving index's, if any).
+
+    ``coverage``, per metric, says how many questions the candidate's means are over:
+    every gated metric (with a minimum, or compared) that applies to some question
+    must be scored for at least ``thresholds.min_coverage`` of them.
+    """
     failures: list[GateFailure] = []
     comparisons: list[dict[str, Any]] = []
+    gated = [
+        *thresholds.minimums,
+        *(m for m in thresholds.compared if m not in thresholds.minimums),
+    ]
+    for metric in gated:
+        counted = (coverage or {}).get(metric)
+        if counted is None or not counted.applicable:
+            continue  # nothing to count; "not run" covers a metric that applies to nothing
+        ok = counted.share >= thresholds.min_coverage
+        comparisons.append(
+            {
+                "metric": metric,
+                "rule": f"coverage ({counted.scored}/{counted.applicable} scored)",
+                "value": counted.share,
+                "required": thresholds.min_coverage,
+                "ok": ok,
+            }
+        )
+        if not ok:
+            shortfall = thresholds.min_coverage - counted.share
+            failures.append(
+                GateFailure(
+                    metric, "coverage", counted.share, thresholds.min_coverage, shortfall, counted
+                )
+            )
     for metric, minimum in thresholds.minimums.items():
         value = candidate.get(metric)
         if value is None:

@@ -154,3 +154,8 @@ class QdrantIndex:
     def count(self) -> int:
         """Exact number of points in the collection."""
         return self.store.count(self.collection)
+
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        """The ids of ``ids`` that the collection lacks (looked up by id, no payload read)."""
+        found = self.store.existing(self.collection, ids)
+        return [pid for pid in ids if pid not in found]

@@ -23,6 +23,7 @@ from genai_assets.rag.evaluation import (
 from genai_assets.rag.ragas_metrics import (
     LLM_METRICS,
     NON_LLM_METRICS,
+    LLMJudgement,
     RagasSample,
     llm_judgements,
     non_llm_scores,
@@ -162,6 +163,13 @@ def score_retrieval(
     rows = []
     for i, (question, chunks) in enumerate(zip(questions, retrieval.chunks, strict=True)):
         judgement = judgements[i] if judgements is not None else None
+        scores = {
+            **ragas_rows[i],
+            "faithfulness": judgement.faithfulness if judgement else None,
+            "answer_relevancy": judgement.answer_relevancy if judgement else None,
+            "context_precision": judgement.context_precision if judgement else None,
+        }
+        unscored = _unscored(question, scores, samples[i], judgements is not None, judgement)
         row: dict[str, Any] = {
             "role": role,
             "collection": retrieval.collection,
@@ -169,11 +177,9 @@ def score_retrieval(
             "question": question.question,
             "k": k,
             **retrieval_scores(question, chunks, k),
-            **ragas_rows[i],
-            "faithfulness": judgement.faithfulness if judgement else None,
-            "answer_relevancy": judgement.answer_relevancy if judgement else None,
-            "context_precision": judgement.context_precision if judgement else None,
-            "llm_error": judgement.error if judgement else None,
+            **scores,
+            "unscored": unscored,
+            "llm_error": _judge_errors(judgement),
             "answer_source": "llm" if judgement and judgement.answer else "top_chunk",
             "answer": answers[i],
             "reference_answer": question.reference_answer,
@@ -185,8 +191,66 @@ def score_retrieval(
     return rows
 
 
-def collection_model(store: VectorStore, collection: str) -> str | None:
-    """The embedding model recorded on the collection's points, or None when it is empty."""
-    for record in store.scroll(collection, fields=["embedding_model"], page=1):
-        return record.payload.get("embedding_model")
+def _judge_errors(judgement: LLMJudgement | None) -> str | None:
+    """The question's LLM failures in one line, or None."""
+    if judgement is None:
+        return None
+    return judgement.error or "; ".join(f"{m}: {e}" for m, e in judgement.failures.items()) or None
+
+
+def _unscored(
+    question: GoldenQuestion,
+    scores: dict[str, float | None],
+    sample: RagasSample,
+    judged: bool,
+    judgement: LLMJudgement | None,
+) -> dict[str, str]:
+    """The metrics that apply to the question but have no score, and why.
+
+    The context metrics apply to every question (each names what answers it), the
+    answer metrics and context precision to those with a reference answer, and the
+    LLM-judged ones only when an LLM judges (``judged``).
+    """
+    applies = {
+        "non_llm_context_recall": True,
+        "non_llm_context_precision": True,
+        "semantic_similarity": question.reference_answer is not None,
+        "rouge_l": question.reference_answer is not None,
+        "faithfulness": judged,
+        "answer_relevancy": judged,
+        "context_precision": judged and question.reference_answer is not None,
+    }
+    reasons = {}
+    for metric, applicable in applies.items():
+        if not applicable or scores[metric] is not None:
+            continue
+        if not sample.retrieved_contexts:
+            reasons[metric] = "nothing was retrieved"
+        elif metric in LLM_METRICS:
+            failures = judgement.failures if judgement else {}
+            reasons[metric] = (
+                failures.get(metric)
+                or (judgement.error if judgement else None)
+                or "the judge gave no score"
+            )
+        elif metric.startswith("non_llm_context") and not sample.reference_contexts:
+            reasons[metric] = "no chunk of the collection holds the answer"
+        elif metric in ("semantic_similarity", "rouge_l") and not sample.response:
+            reasons[metric] = "no answer"
+        else:
+            reasons[metric] = "ragas gave no score"
+    return reasons
+
+
+def collection_embedding(store: VectorStore, collection: str) -> dict[str, str] | None:
+    """The embedding model, device and dtype recorded on the collection's points.
+
+    Keys ``model``, ``device`` and ``dtype`` (the last two missing on collections
+    written before they were recorded); None when the collection is empty.
+    """
+    fields = {"embedding_model": "model", "embedding_device": "device", "embedding_dtype": "dtype"}
+    for record in store.scroll(collection, fields=list(fields), page=1):
+        return {
+            name: record.payload[key] for key, name in fields.items() if record.payload.get(key)
+        }
     return None

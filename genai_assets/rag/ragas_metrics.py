@@ -23,7 +23,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -141,13 +141,23 @@ async def generate_answer(client: Any, model: str, question: str, contexts: Sequ
 
 @dataclass
 class LLMJudgement:
-    """One question's generated answer and judged scores, or the error that stopped it."""
+    """One question's generated answer and judged scores, and what failed.
+
+    ``error`` is set when the answer could not be generated (nothing was judged) or
+    when every judged metric failed; ``failures`` names each metric that failed and
+    why, so that the others still count.
+    """
 
     answer: str | None = None
     faithfulness: float | None = None
     answer_relevancy: float | None = None
     context_precision: float | None = None
     error: str | None = None
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 async def _judge_all(
@@ -175,32 +185,34 @@ async def _judge_all(
                 result.answer = await generate_answer(
                     client, model, sample.question, sample.retrieved_contexts
                 )
-                result.faithfulness = _score(
-                    (
-                        await faithfulness.ascore(
-                            user_input=sample.question,
-                            response=result.answer,
-                            retrieved_contexts=sample.retrieved_contexts,
-                        )
-                    ).value
-                )
-                relevancy_result = await relevancy.ascore(
-                    user_input=sample.question, response=result.answer
-                )
-                result.answer_relevancy = _score(relevancy_result.value)
-                if sample.reference:
-                    result.context_precision = _score(
-                        (
-                            await precision.ascore(
-                                user_input=sample.question,
-                                reference=sample.reference,
-                                retrieved_contexts=sample.retrieved_contexts,
-                            )
-                        ).value
-                    )
             except Exception as error:  # recorded per question, counted, and raised if all fail
-                result.error = f"{type(error).__name__}: {error}"
-                log.warning("LLM-judged metrics failed for %r: %s", sample.question, result.error)
+                result.error = f"answer generation failed: {_describe(error)}"
+                log.warning("LLM answer failed for %r: %s", sample.question, result.error)
+                return result
+            scorers = {
+                "faithfulness": lambda: faithfulness.ascore(
+                    user_input=sample.question,
+                    response=result.answer,
+                    retrieved_contexts=sample.retrieved_contexts,
+                ),
+                "answer_relevancy": lambda: relevancy.ascore(
+                    user_input=sample.question, response=result.answer
+                ),
+            }
+            if sample.reference:
+                scorers["context_precision"] = lambda: precision.ascore(
+                    user_input=sample.question,
+                    reference=sample.reference,
+                    retrieved_contexts=sample.retrieved_contexts,
+                )
+            for metric, scorer in scorers.items():
+                try:
+                    setattr(result, metric, _score((await scorer()).value))
+                except Exception as error:  # this metric unscored for this question, counted
+                    result.failures[metric] = _describe(error)
+                    log.warning("LLM judge %s failed for %r: %s", metric, sample.question, error)
+            if len(result.failures) == len(scorers):
+                result.error = "; ".join(f"{m}: {e}" for m, e in result.failures.items())
         return result
 
     return list(await asyncio.gather(*(judge(sample) for sample in samples)))
@@ -215,7 +227,8 @@ def llm_judgements(
 ) -> list[LLMJudgement]:
     """Generate each answer with the LLM and judge it (faithfulness, relevancy, precision).
 
-    A question whose LLM calls fail keeps its error in ``LLMJudgement.error``;
+    A question whose LLM calls fail keeps its errors in ``LLMJudgement.error`` and
+    ``LLMJudgement.failures`` (per metric), and the gate counts it as not scored;
     when every question fails the endpoint is unusable and this raises.
 
     Raises:

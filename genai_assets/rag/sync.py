@@ -44,28 +44,43 @@ POINT_NAMESPACE = uuid.UUID("5b0c3a52-9f1e-4d0e-8a39-2f3c1d7e6b10")
 
 @dataclass(frozen=True)
 class IngestSettings:
-    """Everything that changes the vectors of a chunk; its fingerprint versions the index."""
+    """Everything that changes the vectors of a chunk; its fingerprint versions the index.
+
+    The device and dtype are the ones the model really runs at (the per-machine
+    decision for ``auto``), and ``model_revision`` identifies the model's files: a
+    collection built at bf16 on one machine is never extended at fp32 on another, or
+    by a changed checkpoint under the same name.
+    """
 
     model: str
     chunk_tokens: int
     overlap_tokens: int
-    sparse_model: str | None = SPARSE_MODEL  # the BM25 vectors stored beside the dense ones
+    model_revision: str = field(kw_only=True)
+    device: str = field(kw_only=True)
+    dtype: str = field(kw_only=True)
+    sparse_model: str | None = field(default=SPARSE_MODEL, kw_only=True)
 
     def fingerprint(self) -> str:
         """A short hash of the settings (and the chunker's version)."""
         fields: dict[str, Any] = {
             "model": self.model,
+            "model_revision": self.model_revision,
+            "device": self.device,
+            "dtype": self.dtype,
             "chunk_tokens": self.chunk_tokens,
             "overlap_tokens": self.overlap_tokens,
             "chunker": CHUNKER_VERSION,
         }
-        # The first sparse model is implied, so collections built before sparse vectors
-        # existed keep their name and points: the migration to Qdrant Edge adds their
-        # BM25 vectors and nothing is re-embedded. Any other sparse model is named.
+        # The first sparse model is implied (the BM25 vectors the migration from local
+        # mode adds); any other sparse model is named, so a change builds a new collection.
         if self.sparse_model != SPARSE_MODEL:
             fields["sparse"] = self.sparse_model
         blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class PrecisionMismatchError(RuntimeError):
+    """The loaded model runs at another device or dtype than the collection was built for."""
 
 
 def point_id(doc_id: str, settings_fingerprint: str, text: str, occurrence: int) -> str:
@@ -137,10 +152,15 @@ class SourceDocument:
 class IndexChangedError(RuntimeError):
     """The index does not hold what its last clean sync's summary says."""
 
-    def __init__(self, collection: str, found: int, expected: int):
+    def __init__(self, collection: str, found: int, expected: int, missing: int = 0):
+        detail = f"{missing} of the points it left are missing" if missing else ""
+        if found != expected:
+            detail = f"holds {found} points where it left {expected}" + (
+                f", and {detail}" if detail else ""
+            )
         super().__init__(
-            f"collection {collection} holds {found} points but its last clean sync left "
-            f"{expected}: it was changed by something else"
+            f"collection {collection} does not hold what its last clean sync left "
+            f"({detail}): it was changed by something else"
         )
 
 
@@ -289,6 +309,55 @@ class _Writer(threading.Thread):
             raise self.error
 
 
+class _Prefetch:
+    """Runs a batch generator one step ahead in a thread, so chunking overlaps embedding.
+
+    ``close()`` stops the thread and waits for it: after an error in the consumer the
+    producer must not stay blocked on a full buffer (holding the chunker and the texts
+    it read) or go on reading documents nobody will embed.
+    """
+
+    def __init__(self, batches: Iterator[_Batch]):
+        self._buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._produce, args=(batches,), name="chunk-prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._buffer.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, batches: Iterator[_Batch]) -> None:
+        try:
+            for batch in batches:
+                if not self._put(("batch", batch)):
+                    return
+            self._put(("done", None))
+        except BaseException as error:  # handed to the consumer in __iter__
+            self._put(("error", error))
+
+    def __iter__(self) -> Iterator[_Batch]:
+        while True:
+            kind, item = self._buffer.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop the producer (after the document it is reading) and wait for it."""
+        self._stop.set()
+        self._thread.join()
+
+
 class DocumentSync:
     """Brings a collection in line with a set of documents.
 
@@ -299,7 +368,8 @@ class DocumentSync:
         embedder_factory: loads the embedding model, in a thread that starts as soon
             as a document is known to need embedding. The model must have
             ``encode(texts, token_ids) -> ndarray``, ``dimension``, ``dtype``,
-            ``dtype_reason`` and ``device``.
+            ``dtype_reason`` and ``device``; device and dtype must be the settings'
+            (else :class:`PrecisionMismatchError`, before anything is written).
         read_text: the normalised text of a document, by its manifest row.
         batch_chunks: chunks embedded per batch; bounds memory.
         report: where progress lines go.
@@ -375,14 +445,29 @@ class DocumentSync:
         """Raise IndexChangedError if the index lacks what the summary says it holds."""
         if self._unchecked is None:
             return
-        expected, self._unchecked = self._unchecked.points, None
+        indexed, self._unchecked = self._unchecked, None
         found = self.index.count() if self.index.exists() else 0
-        if found != expected:
-            raise IndexChangedError(self.index.collection, found, expected)
+        if found != indexed.points:
+            raise IndexChangedError(self.index.collection, found, indexed.points)
+        # The same count can hide a lost point and a foreign one: when every recorded
+        # point is there as well, the index holds exactly the recorded points.
+        recorded = [pid for state in indexed.states.values() for pid in state.points]
+        missing = self.index.missing(recorded) if recorded else []
+        if missing:
+            raise IndexChangedError(self.index.collection, found, indexed.points, len(missing))
 
     def _embedder_loaded(self, result: SyncReport) -> Any:
         if self._embedder is None:
-            self._embedder = self.model()
+            embedder = self.model()
+            runs_at = (embedder.device, embedder.dtype)
+            if runs_at != (self.settings.device, self.settings.dtype):
+                # Its vectors would mix with others in one collection: refuse before writing.
+                raise PrecisionMismatchError(
+                    f"the embedding model runs at {embedder.dtype} on {embedder.device}, but "
+                    f"the settings (fingerprint {self.fingerprint}) are for "
+                    f"{self.settings.dtype} on {self.settings.device}"
+                )
+            self._embedder = embedder
         result.model_loaded = True
         result.device = self._embedder.device
         return self._embedder
@@ -394,77 +479,84 @@ class DocumentSync:
         chunker = self.chunker_factory()
         batch = _Batch([], [], [], [])
         for doc, state in pending:
-            try:
-                text = self.read_text(doc)
-            except (OSError, ValueError) as error:
-                result.skipped.append((doc.uri, f"text unavailable: {error}"))
-                batch.skipped += 1
-                continue
-            chunked = chunker.chunk_document(text)
-            chunks = chunked.chunks
-            result.tokens_in_documents += chunked.document_tokens
-            result.tokens_in_chunks += chunked.covered_tokens
-            if not chunks:
-                result.skipped.append((doc.uri, "no tokens to embed"))
-                batch.skipped += 1
-                continue
-            ids = chunk_point_ids(doc.doc_id, self.fingerprint, chunks)
-            existing = state.points if state else {}
-            payload_common = {
-                "doc_id": doc.doc_id,
-                "source": doc.uri,
-                "title": doc.title,
-                "doc_hash": doc.content_hash,
-                "chunk_count": len(chunks),
-                "settings": self.fingerprint,
-                "embedding_model": self.settings.model,
-            }
-            for chunk, pid in zip(chunks, ids, strict=True):
-                state_payload = {**payload_common, "chunk_index": chunk.index}
-                if pid in existing:
-                    if any(
-                        existing[pid].get(k) != v
-                        for k, v in state_payload.items()
-                        if k in ("doc_hash", "chunk_index", "chunk_count")
-                    ):
-                        batch.to_relabel.append((pid, state_payload))
-                else:
-                    batch.to_embed.append(
-                        (
-                            pid,
-                            chunk,
-                            {**state_payload, "text": chunk.text, "n_tokens": chunk.n_tokens},
-                        )
-                    )
-            new_ids = set(ids)
-            batch.to_delete.extend(pid for pid in existing if pid not in new_ids)
-            batch.work.append(_DocumentWork(doc, chunks, ids, state))
-            if len(batch.to_embed) >= self.batch_chunks:
+            self._diff(doc, state, chunker, batch, result)
+            # Re-labels and deletions are bounded as well as new points: after a crash
+            # repair a whole corpus may need nothing but new labels.
+            if (
+                len(batch.to_embed) >= self.batch_chunks
+                or len(batch.to_relabel) + len(batch.to_delete) >= self.batch_chunks
+            ):
                 yield batch
                 batch = _Batch([], [], [], [])
         if batch.work or batch.skipped:
             yield batch
 
-    def _prefetched(self, batches: Iterator[_Batch]) -> Iterator[_Batch]:
-        """Run ``batches`` one step ahead in a thread, so chunking overlaps embedding."""
-        buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
-
-        def produce() -> None:
-            try:
-                for batch in batches:
-                    buffer.put(("batch", batch))
-                buffer.put(("done", None))
-            except BaseException as error:  # handed to the consumer below
-                buffer.put(("error", error))
-
-        threading.Thread(target=produce, name="chunk-prefetch", daemon=True).start()
-        while True:
-            kind, item = buffer.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise item
-            yield item
+    def _diff(
+        self,
+        doc: SourceDocument,
+        state: DocumentState | None,
+        chunker: Chunker,
+        batch: _Batch,
+        result: SyncReport,
+    ) -> None:
+        """Add what one document needs (new points, re-labels, deletions) to the batch."""
+        existing = state.points if state else {}
+        try:
+            text = self.read_text(doc)
+        except (FileNotFoundError, ValueError) as error:
+            # This version cannot be indexed. Points of an older version would answer with
+            # outdated text, so they go; points of this version stay (a rerun, once the
+            # text is stored again, adds the rest). Other errors (a store that cannot be
+            # reached) do not mean "missing": they fail the run.
+            stale = [pid for pid, p in existing.items() if p.get("doc_hash") != doc.content_hash]
+            removed = f"; its {len(stale)} outdated points were removed" if stale else ""
+            result.skipped.append((doc.uri, f"text unavailable: {error}{removed}"))
+            batch.to_delete.extend(stale)
+            batch.skipped += 1
+            return
+        chunked = chunker.chunk_document(text)
+        chunks = chunked.chunks
+        result.tokens_in_documents += chunked.document_tokens
+        result.tokens_in_chunks += chunked.covered_tokens
+        if not chunks:
+            # This version has nothing to embed, so the index must hold none of its points.
+            removed = f"; its {len(existing)} earlier points were removed" if existing else ""
+            result.skipped.append((doc.uri, f"no tokens to embed{removed}"))
+            batch.to_delete.extend(existing)
+            batch.skipped += 1
+            return
+        ids = chunk_point_ids(doc.doc_id, self.fingerprint, chunks)
+        payload_common = {
+            "doc_id": doc.doc_id,
+            "source": doc.uri,
+            "title": doc.title,
+            "doc_hash": doc.content_hash,
+            "chunk_count": len(chunks),
+            "settings": self.fingerprint,
+            "embedding_model": self.settings.model,
+            "embedding_device": self.settings.device,
+            "embedding_dtype": self.settings.dtype,
+        }
+        for chunk, pid in zip(chunks, ids, strict=True):
+            state_payload = {**payload_common, "chunk_index": chunk.index}
+            if pid in existing:
+                if any(
+                    existing[pid].get(k) != v
+                    for k, v in state_payload.items()
+                    if k in ("doc_hash", "chunk_index", "chunk_count")
+                ):
+                    batch.to_relabel.append((pid, state_payload))
+            else:
+                batch.to_embed.append(
+                    (
+                        pid,
+                        chunk,
+                        {**state_payload, "text": chunk.text, "n_tokens": chunk.n_tokens},
+                    )
+                )
+        new_ids = set(ids)
+        batch.to_delete.extend(pid for pid in existing if pid not in new_ids)
+        batch.work.append(_DocumentWork(doc, chunks, ids, state))
 
     def _process(
         self, pending: list[tuple[SourceDocument, DocumentState | None]], result: SyncReport
@@ -472,8 +564,9 @@ class DocumentSync:
         writer = _Writer(before_first_write=self._check_before_writing)
         writer.start()
         progress = Progress(len(pending), self.report)
+        prefetch = _Prefetch(self._batches(pending, result))
         try:
-            for batch in self._prefetched(self._batches(pending, result)):
+            for batch in prefetch:
                 for work in batch.work:
                     if work.existing is None:
                         result.documents_new += 1
@@ -506,6 +599,7 @@ class DocumentSync:
                     result.document_points[work.doc.doc_id] = work.ids
                 progress.advance(len(batch.work) + batch.skipped, len(unique_texts))
         finally:
+            prefetch.close()
             progress.close()
             writer.close()
 

@@ -33,6 +33,8 @@ QUERY_MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
 # Recorded in every collection's spec and in the settings fingerprint: a change of
 # the sparse model (tokeniser, parameters) builds a new collection.
 SPARSE_MODEL = "qdrant-bm25-en-v1"
+# Ids per request when points are looked up by id.
+ID_PAGE = 2048
 
 
 class VectorStoreError(RuntimeError):
@@ -248,6 +250,10 @@ class VectorStore(ABC):
     @abstractmethod
     def count(self, name: str) -> int:
         """Exact number of points."""
+
+    @abstractmethod
+    def existing(self, name: str, ids: Sequence[str]) -> set[str]:
+        """The ids of ``ids`` that the collection holds (looked up by id, no payload read)."""
 
     @abstractmethod
     def query(

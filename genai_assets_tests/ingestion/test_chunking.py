@@ -212,10 +212,10 @@ def test_invalid_settings_are_rejected(tokenizer):
 
 
 def test_point_ids_are_stable_and_content_derived():
-    settings = IngestSettings(PACKAGED_MODEL, 254, 32)
-    fingerprint = settings.fingerprint()
-    assert fingerprint == IngestSettings(PACKAGED_MODEL, 254, 32).fingerprint()
-    assert fingerprint != IngestSettings(PACKAGED_MODEL, 128, 32).fingerprint()
+    runs_at = {"model_revision": "r1", "device": "cpu", "dtype": "fp32"}
+    fingerprint = IngestSettings(PACKAGED_MODEL, 254, 32, **runs_at).fingerprint()
+    assert fingerprint == IngestSettings(PACKAGED_MODEL, 254, 32, **runs_at).fingerprint()
+    assert fingerprint != IngestSettings(PACKAGED_MODEL, 128, 32, **runs_at).fingerprint()
     a = point_id("doc", fingerprint, "text", 0)
     assert a == point_id("doc", fingerprint, "text", 0)
     assert a != point_id("doc2", fingerprint, "text", 0)

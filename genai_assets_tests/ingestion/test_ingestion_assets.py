@@ -11,7 +11,9 @@ import pytest
 from qdrant_client import QdrantClient
 
 from genai_assets.defs.rag.assets import document_embeddings, raw_documents
+from genai_assets.rag import embedder as embedder_module
 from genai_assets.rag.edge_store import EdgeStore
+from genai_assets.rag.embedder import PACKAGED_MODEL, model_revision
 from genai_assets.resources.document_store import LocalDocumentStore
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
@@ -33,20 +35,23 @@ def write_corpus(folder, n_docs=4):
     (folder / "legal-b.md").write_text(legal)
 
 
-def resources(corpus):
+def resources(corpus, embedder=None):
     return {
         "document_sources": DocumentSourcesResource(sources=[str(corpus)]),
         # fp32 on CPU: the dtype probe is tested on its own; here we want fast, exact runs.
-        "embedder": SentenceTransformerResource(device="cpu", dtype="fp32", batch_size=32),
+        "embedder": embedder
+        or SentenceTransformerResource(device="cpu", dtype="fp32", batch_size=32),
         "qdrant": QdrantResource(),
         "document_store": LocalDocumentStore(),
     }
 
 
-def materialize(corpus, **config):
+def materialize(corpus, embedder=None, **config):
     run_config = {"ops": {"document_embeddings": {"config": config}}} if config else None
     result = dg.materialize(
-        [raw_documents, document_embeddings], resources=resources(corpus), run_config=run_config
+        [raw_documents, document_embeddings],
+        resources=resources(corpus, embedder),
+        run_config=run_config,
     )
     assert result.success
     metadata = {
@@ -138,6 +143,36 @@ def test_changed_chunk_settings_build_a_new_versioned_collection(dagster_home, t
     assert small["documents_new"] == 4
     assert smaller["points"] > default["points"]
     assert collection_points(dagster_home, default["collection"])  # the old one is untouched
+
+
+def test_a_collection_never_mixes_dtypes_and_auto_is_decided_once(
+    dagster_home, tmp_path, monkeypatch
+):
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, n_docs=1)
+    _, fp32 = materialize(corpus)
+    bf16_resource = SentenceTransformerResource(device="cpu", dtype="bf16", batch_size=32)
+    _, bf16 = materialize(corpus, embedder=bf16_resource)
+    assert bf16["collection"] != fp32["collection"]
+    assert (fp32["dtype"], bf16["dtype"], bf16["device"]) == ("fp32", "bf16", "cpu")
+    assert fp32["model_revision"] == bf16["model_revision"] == model_revision(PACKAGED_MODEL)
+    for value in (fp32, bf16):
+        points = collection_points(dagster_home, value["collection"]).values()
+        assert {payload["embedding_dtype"] for payload, *_ in points} == {value["dtype"]}
+
+    # dtype "auto": the first run decides by a probe, and lands in that dtype's collection.
+    monkeypatch.setattr(embedder_module, "_DECISIONS", {})
+    auto = SentenceTransformerResource(device="cpu", dtype="auto", batch_size=32)
+    first, decided = materialize(corpus, embedder=auto)
+    assert first["dtype"].startswith(f"{decided['dtype']} (probe: bf16")
+    assert decided["collection"] == {"fp32": fp32, "bf16": bf16}[decided["dtype"]]["collection"]
+    assert first["documents_unchanged"] == 3
+    # A later process knows the decision: the unchanged rerun loads and opens nothing.
+    monkeypatch.setattr(embedder_module, "_DECISIONS", {})
+    again, same = materialize(corpus, embedder=auto)
+    assert same["collection"] == decided["collection"]
+    assert again["model_loaded"] is False and again["index_opened"] is False
+    assert "decided earlier on this machine" in again["dtype"]
 
 
 def test_raw_documents_reports_bad_inputs_and_fails_on_missing_source(dagster_home, tmp_path):

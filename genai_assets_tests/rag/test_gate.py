@@ -2,6 +2,7 @@
 
 import pytest
 
+from genai_assets.rag.evaluation import Coverage, score_coverage
 from genai_assets.rag.gate import GateThresholds, decide
 
 THRESHOLDS = GateThresholds(
@@ -74,3 +75,47 @@ def test_several_failures_are_all_reported():
         ("recall_at_k", "regression"),
         ("mrr", "regression"),
     ]
+
+
+def full(n: int = 40) -> Coverage:
+    return Coverage(n, n)
+
+
+def test_a_gated_metric_scored_for_too_few_questions_refuses_instead_of_passing():
+    thresholds = GateThresholds(minimums={"recall_at_k": 0.75, "faithfulness": 0.5}, compared=())
+    # One judged question out of 40, and a fine score on it: the survivors prove nothing.
+    coverage = {"recall_at_k": full(), "faithfulness": Coverage(1, 40)}
+    decision = decide({"recall_at_k": 0.9, "faithfulness": 1.0}, None, thresholds, coverage)
+    assert not decision.passed
+    [failure] = decision.failures
+    assert (failure.metric, failure.rule, failure.value) == ("faithfulness", "coverage", 0.025)
+    assert decision.summary() == (
+        "failed: faithfulness was scored for only 1 of 40 questions (2%), below the required "
+        "coverage of 90%; no verdict on the rest"
+    )
+    assert "| faithfulness | coverage (1/40 scored) | 0.025 | 0.900 | **no** |" in decision.table()
+
+
+@pytest.mark.parametrize(("scored", "passed"), [(36, True), (35, False)])
+def test_coverage_at_the_configured_share_passes(scored, passed):
+    thresholds = GateThresholds(minimums={"faithfulness": 0.5}, compared=(), min_coverage=0.9)
+    coverage = {"faithfulness": Coverage(scored, 40)}
+    assert decide({"faithfulness": 0.8}, None, thresholds, coverage).passed is passed
+
+
+def test_coverage_counts_for_compared_metrics_and_not_for_ungated_ones():
+    thresholds = GateThresholds(minimums={}, compared=("mrr",), min_coverage=0.9)
+    coverage = {"mrr": Coverage(20, 40), "rouge_l": Coverage(0, 40)}
+    decision = decide({"mrr": 0.8}, {"mrr": 0.8}, thresholds, coverage)
+    assert [(f.metric, f.rule) for f in decision.failures] == [("mrr", "coverage")]
+
+
+def test_score_coverage_counts_scored_questions_of_those_a_metric_applies_to():
+    rows = [
+        {"faithfulness": 0.5, "rouge_l": 0.4, "unscored": {}},
+        {"faithfulness": None, "rouge_l": None, "unscored": {"faithfulness": "judge failed"}},
+        {"faithfulness": float("nan"), "rouge_l": None, "unscored": {"faithfulness": "no score"}},
+    ]
+    coverage = score_coverage(rows, ["faithfulness", "rouge_l"])
+    assert coverage == {"faithfulness": Coverage(1, 3), "rouge_l": Coverage(1, 1)}
+    assert coverage["faithfulness"].describe() == "1 of 3 questions (33%)"

@@ -9,7 +9,7 @@ from qdrant_client import QdrantClient, models
 from genai_assets.rag import migrate
 from genai_assets.rag.blue_green import BlueGreenIndex
 from genai_assets.rag.edge_store import EdgeStore
-from genai_assets.rag.vector_store import LegacyStorageError, bm25_document
+from genai_assets.rag.vector_store import SPARSE_MODEL, LegacyStorageError, bm25_document
 from genai_assets.resources.qdrant import QdrantResource
 
 OLD, LIVE = "documents-aaaaaaaaaaaa", "documents-bbbbbbbbbbbb"
@@ -115,21 +115,14 @@ def test_local_mode_folder_given_as_the_edge_location_is_refused(tmp_path):
         QdrantResource(location=str(tmp_path / "old")).connect()
 
 
-def test_migrated_collections_keep_their_settings_fingerprint():
-    """The previous fingerprint (no sparse key) is still the default one: points are reused."""
-    import hashlib
+def test_only_a_sparse_model_other_than_the_default_changes_the_fingerprint():
+    """The default BM25 model is implied, so the migration's added BM25 vectors keep the name."""
+    from genai_assets.rag.sync import IngestSettings
 
-    from genai_assets.rag.sync import CHUNKER_VERSION, IngestSettings
+    def settings(**sparse):
+        return IngestSettings(
+            "m", 254, 32, model_revision="r", device="cpu", dtype="fp32", **sparse
+        )
 
-    previous = json.dumps(
-        {"model": "m", "chunk_tokens": 254, "overlap_tokens": 32, "chunker": CHUNKER_VERSION},
-        sort_keys=True,
-    )
-    assert (
-        IngestSettings("m", 254, 32).fingerprint()
-        == hashlib.sha256(previous.encode()).hexdigest()[:12]
-    )
-    assert (
-        IngestSettings("m", 254, 32, sparse_model="other-bm25").fingerprint()
-        != IngestSettings("m", 254, 32).fingerprint()
-    )
+    assert settings().fingerprint() == settings(sparse_model=SPARSE_MODEL).fingerprint()
+    assert settings(sparse_model="other-bm25").fingerprint() != settings().fingerprint()

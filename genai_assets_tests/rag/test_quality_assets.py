@@ -411,6 +411,78 @@ def test_llm_failures_are_recorded_per_question_and_fatal_when_all_fail():
         assert ok.faithfulness == 0.5
         assert failed.answer is None
         assert failed.faithfulness is None
-        assert failed.error.startswith("InternalServerError")
-        with pytest.raises(RuntimeError, match="failed for all 1 questions; first error: Internal"):
+        assert failed.error.startswith("answer generation failed: InternalServerError")
+        with pytest.raises(RuntimeError, match="failed for all 1 questions; first error: answer"):
             llm_judgements(samples[1:], client, "judge-double", model_path)
+
+
+def test_judge_failures_are_counted_and_too_few_judged_questions_refuse_the_gate(
+    env, first_run, tmp_path
+):
+    lines = [
+        json.loads(line)
+        for line in (settings.PACKAGE_DATA / "golden_set.jsonl").read_text().splitlines()[:4]
+    ]
+    for line in lines[1:3]:
+        line["question"] += " [judge double: fail]"
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with JudgeDouble(fail_on="[judge double: fail]") as double:
+        llm = OpenAICompatibleResource(base_url=double.base_url, model="judge-double", api_key="x")
+        result = materialize(
+            env,
+            selection=[quality.rag_quality_metrics],
+            metrics={"golden_set_path": str(golden), "compare_with_serving": False, "top_k": 3},
+            resources={"llm": llm},
+            # The two judged questions score 0.5, above this minimum, and the questions
+            # marked to fail retrieve worse: with no retrieval minimums only coverage refuses.
+            gate_config={
+                **dict.fromkeys(
+                    ("min_hit_rate_at_k", "min_recall_at_k", "min_mrr", "min_ndcg_at_k"), 0.0
+                ),
+                "extra_minimums": {"faithfulness": 0.4},
+            },
+        )
+    # Judge failures are counted, not fatal, while some questions can be judged.
+    metadata = materialized(result)["rag_quality_metrics"]
+    assert metadata["llm_failures"].value == 2
+    assert metadata["faithfulness"].value == 0.5  # the mean over the survivors...
+    assert metadata["coverage_faithfulness"].value == 0.5  # ...which are half the questions
+    assert "| faithfulness | 2 | 4 | 50% |" in metadata["metric_coverage"].value
+    unscored = metadata["unscored_questions"].value
+    assert f"| {lines[1]['id']} | faithfulness | answer generation failed: Internal" in unscored
+    rows = result.output_for_node("rag_quality_metrics")
+    # Without an answer neither the judge nor the answer metrics have anything to score.
+    assert rows[1]["unscored"] == {
+        "faithfulness": rows[1]["llm_error"],
+        "answer_relevancy": rows[1]["llm_error"],
+        "context_precision": rows[1]["llm_error"],
+        "semantic_similarity": "no answer",
+        "rouge_l": "no answer",
+    }
+
+    evaluation = gate(result)
+    assert not evaluation.passed
+    assert evaluation.description == (
+        "failed: faithfulness was scored for only 2 of 4 questions (50%), below the required "
+        "coverage of 90%; no verdict on the rest"
+    )
+    assert evaluation.metadata["coverage_faithfulness"].value == 0.5
+    assert evaluation.metadata["judge_failures"].value == 2
+    assert "is not promoted" in evaluation.metadata["not_promoted"].value
+
+
+def test_query_vectors_come_from_the_precision_that_built_the_collection(env, first_run, tmp_path):
+    built = first_run.output_for_node("document_embeddings")
+    assert (built["device"], built["dtype"]) == ("cpu", "bf16")
+    lines = (settings.PACKAGE_DATA / "golden_set.jsonl").read_text().splitlines()[:2]
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text("\n".join(lines) + "\n")
+    # The embedder resource now says fp32: the questions must still be embedded at bf16.
+    result = materialize(
+        env,
+        selection=[quality.rag_quality_metrics],
+        metrics={"golden_set_path": str(golden), "compare_with_serving": False},
+        resources={"embedder": SentenceTransformerResource(dtype="fp32", device="cpu")},
+    )
+    assert materialized(result)["rag_quality_metrics"]["query_precision"].value == "bf16 on cpu"

@@ -6,7 +6,7 @@ from pydantic import Field
 from genai_assets.defs.automation.policies import external_call
 from genai_assets.rag.chunking import Chunker
 from genai_assets.rag.documents import LOADER_VERSION, SkippedInput, SourceNotFoundError
-from genai_assets.rag.embedder import load_tokenizer
+from genai_assets.rag.embedder import load_tokenizer, model_revision
 from genai_assets.rag.index import QdrantIndex
 from genai_assets.rag.sync import (
     CHUNKER_VERSION,
@@ -161,7 +161,19 @@ def document_embeddings(
 ) -> dg.MaterializeResult:
     """Sync the versioned collection for the current settings with raw_documents."""
     chunk_tokens = min(config.chunk_tokens, embedder.max_chunk_tokens())
-    ingest = IngestSettings(embedder.model, chunk_tokens, config.overlap_tokens)
+    # The device and dtype are part of the collection's version, so they are decided
+    # first: from configuration or this machine's earlier decision (no model load),
+    # else by probing the model, which is then used for the embedding too.
+    precision, probed = embedder.decide_precision()
+    revision = model_revision(embedder.model)
+    ingest = IngestSettings(
+        embedder.model,
+        chunk_tokens,
+        config.overlap_tokens,
+        model_revision=revision,
+        device=precision.device,
+        dtype=precision.dtype,
+    )
     fingerprint = ingest.fingerprint()
     collection = f"{qdrant.collection}-{fingerprint}"
     store = document_store.open()
@@ -192,7 +204,7 @@ def document_embeddings(
                 chunker_factory=lambda: Chunker(
                     load_tokenizer(embedder.model), chunk_tokens, config.overlap_tokens
                 ),
-                embedder_factory=embedder.load,
+                embedder_factory=lambda: probed or embedder.load(precision),
                 read_text=read_text,
                 batch_chunks=config.batch_chunks,
                 report=context.log.info,
@@ -214,6 +226,9 @@ def document_embeddings(
         "location": qdrant.describe(),
         "settings_fingerprint": fingerprint,
         "model": embedder.model,
+        "model_revision": revision,
+        "device": precision.device,
+        "dtype": precision.dtype,
         "chunk_tokens": chunk_tokens,
         "overlap_tokens": config.overlap_tokens,
         "points": points,
@@ -236,11 +251,11 @@ def document_embeddings(
         "chunks_per_second": dg.MetadataValue.float(round(report.chunks_per_second, 2)),
         "token_coverage": dg.MetadataValue.float(round(report.token_coverage, 6)),
         "chunk_tokens": dg.MetadataValue.int(chunk_tokens),
-        "model_loaded": dg.MetadataValue.bool(report.model_loaded),
+        "model_loaded": dg.MetadataValue.bool(report.model_loaded or probed is not None),
         "index_opened": dg.MetadataValue.bool(known_points is None),
         "skipped_inputs": dg.MetadataValue.md(skipped_table(report.skipped)),
+        "model_revision": revision,
+        "dtype": f"{precision.dtype} ({precision.reason})",
+        "device": precision.device,
     }
-    if report.model_loaded:
-        metadata["dtype"] = f"{report.dtype} ({report.dtype_reason})"
-        metadata["device"] = report.device or ""
     return dg.MaterializeResult(value=value, metadata=metadata)

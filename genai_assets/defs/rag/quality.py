@@ -18,17 +18,20 @@ from pydantic import Field
 
 from genai_assets import settings
 from genai_assets.rag.blue_green import AS_READ, AsRead, BlueGreenError, BlueGreenIndex, SwapResult
-from genai_assets.rag.embedder import Embedder, resolve_model_path
+from genai_assets.rag.embedder import Embedder, Precision, resolve_device, resolve_model_path
 from genai_assets.rag.evaluation import (
     RETRIEVAL_METRICS,
+    Coverage,
     GoldenSetError,
     load_golden_set,
     mean_scores,
+    score_coverage,
     worst_questions_table,
 )
 from genai_assets.rag.gate import (
     DEFAULT_COMPARED,
     DEFAULT_MAX_REGRESSION,
+    DEFAULT_MIN_COVERAGE,
     DEFAULT_MINIMUMS,
     GateThresholds,
     decide,
@@ -36,7 +39,7 @@ from genai_assets.rag.gate import (
 from genai_assets.rag.index_evaluation import (
     ALL_METRICS,
     LLMSettings,
-    collection_model,
+    collection_embedding,
     retrieve_all,
     score_retrieval,
 )
@@ -77,6 +80,33 @@ class RagQualityConfig(dg.Config):
     worst_questions: int = Field(
         default=10, ge=1, description="Rows in the metadata table of the worst questions."
     )
+
+
+def _coverage_table(coverage: dict[str, Coverage]) -> str:
+    lines = ["| metric | scored | applies to | coverage |", "| --- | --- | --- | --- |"]
+    for metric, counted in coverage.items():
+        if counted.applicable:
+            lines.append(
+                f"| {metric} | {counted.scored} | {counted.applicable} | {counted.share:.0%} |"
+            )
+    return "\n".join(lines)
+
+
+def _unscored_table(rows: list[dict], limit: int = 20) -> str:
+    """Questions with metrics that apply but were not scored, and why."""
+    entries = [
+        (row["id"], metric, reason)
+        for row in rows
+        for metric, reason in (row.get("unscored") or {}).items()
+    ]
+    if not entries:
+        return "Every metric was scored for every question it applies to."
+    lines = ["| id | metric | why not scored |", "| --- | --- | --- |"]
+    for qid, metric, reason in entries[:limit]:
+        lines.append(f"| {qid} | {metric} | {reason.replace('|', '/')[:200]} |")
+    if len(entries) > limit:
+        lines.append(f"\n... and {len(entries) - limit} more")
+    return "\n".join(lines)
 
 
 def _aggregates_metadata(prefix: str, means: dict[str, float | None]) -> dict[str, object]:
@@ -128,14 +158,33 @@ def rag_quality_metrics(
         context.log.warning(f"golden set {path} line {problem.line} skipped: {problem.reason}")
     questions = golden.questions
 
-    embedders: dict[str, Embedder] = {}
+    if "dtype" not in document_embeddings:
+        raise dg.Failure(
+            description=f"document_embeddings' value for {candidate} does not say which dtype "
+            "and device built it (it was materialized by an older version); rematerialize "
+            "document_embeddings",
+            allow_retries=False,
+        )
+    embedders: dict[tuple[str, str, str], Embedder] = {}
+    query_precision: dict[str, str] = {}
 
-    def encoder(name: str):
-        if name not in embedders:
-            embedders[name] = Embedder(name, embedder.device, embedder.dtype, embedder.batch_size)
-        return embedders[name].encode
+    def encoder(role: str, name: str, device: str, dtype: str):
+        # Query vectors at the dtype that built the collection. A GPU that built it may
+        # not be here: then its dtype on the CPU, which embeds the same up to rounding.
+        available = device in ("cpu", resolve_device("auto"))
+        runs_on = device if available else "cpu"
+        query_precision[role] = f"{dtype} on {runs_on}" + (
+            "" if available else f" (the collection was built on {device})"
+        )
+        if (name, runs_on, dtype) not in embedders:
+            decided = Precision(runs_on, dtype, "the collection's")
+            embedders[name, runs_on, dtype] = Embedder(
+                name, batch_size=embedder.batch_size, precision=decided
+            )
+        return embedders[name, runs_on, dtype].encode
 
     k = config.top_k
+    built = (document_embeddings["device"], document_embeddings["dtype"])
     with qdrant.open() as store:
         live = BlueGreenIndex(store, alias).live()
         retrievals = [
@@ -143,14 +192,24 @@ def rag_quality_metrics(
                 "candidate",
                 model,
                 retrieve_all(
-                    store, candidate, encoder(model), questions, k, config.query_mode, config.rrf_k
+                    store,
+                    candidate,
+                    encoder("candidate", model, *built),
+                    questions,
+                    k,
+                    config.query_mode,
+                    config.rrf_k,
                 ),
             )
         ]
         if config.compare_with_serving and live is not None and live != candidate:
-            serving_model = collection_model(store, live) or model
+            recorded = collection_embedding(store, live) or {}
+            serving_model = recorded.get("model", model)
+            # Collections written before device and dtype were recorded: the candidate's.
+            serving_built = (recorded.get("device", built[0]), recorded.get("dtype", built[1]))
+            serving_encode = encoder("serving", serving_model, *serving_built)
             serving = retrieve_all(
-                store, live, encoder(serving_model), questions, k, config.query_mode, config.rrf_k
+                store, live, serving_encode, questions, k, config.query_mode, config.rrf_k
             )
             retrievals.append(("serving", serving_model, serving))
 
@@ -175,6 +234,7 @@ def rag_quality_metrics(
     candidate_rows = [r for r in rows if r["role"] == "candidate"]
     serving_rows = [r for r in rows if r["role"] == "serving"]
     means = mean_scores(candidate_rows, ALL_METRICS)
+    coverage = score_coverage(candidate_rows, ALL_METRICS)
     llm_errors = [r for r in candidate_rows if r["llm_error"]]
     metadata: dict[str, object] = {
         "collection": candidate,
@@ -183,6 +243,7 @@ def rag_quality_metrics(
         "serving_collection": live or NO_ALIAS,
         "k": dg.MetadataValue.int(k),
         "query_mode": config.query_mode,
+        "query_precision": query_precision["candidate"],
         "questions": dg.MetadataValue.int(len(questions)),
         "golden_set": str(path),
         "golden_set_lines_skipped": dg.MetadataValue.int(len(golden.problems)),
@@ -191,6 +252,13 @@ def rag_quality_metrics(
         ),
         **_aggregates_metadata("", means),
         **_aggregates_metadata("serving_", mean_scores(serving_rows, ALL_METRICS)),
+        "metric_coverage": dg.MetadataValue.md(_coverage_table(coverage)),
+        "unscored_questions": dg.MetadataValue.md(_unscored_table(candidate_rows)),
+        **{
+            f"coverage_{metric}": dg.MetadataValue.float(round(counted.share, 6))
+            for metric, counted in coverage.items()
+            if counted.applicable and metric not in RETRIEVAL_METRICS
+        },
         "worst_questions": dg.MetadataValue.md(
             worst_questions_table(
                 candidate_rows,
@@ -199,6 +267,8 @@ def rag_quality_metrics(
             )
         ),
     }
+    if "serving" in query_precision:
+        metadata["serving_query_precision"] = query_precision["serving"]
     if golden.problems:
         metadata["golden_set_problems"] = dg.MetadataValue.md(
             "\n".join(f"- line {p.line}: {p.reason}" for p in golden.problems)
@@ -210,10 +280,13 @@ def rag_quality_metrics(
         metadata["answer_source"] = "top retrieved chunk (extractive)"
     else:
         metadata["llm_model"] = llm.model or ""
+        # Questions with any judge failure; each failed metric counts against its coverage.
         metadata["llm_failures"] = dg.MetadataValue.int(len(llm_errors))
         metadata["answer_source"] = "LLM answer generated from the retrieved chunks"
         for row in llm_errors[:5]:
             context.log.warning(f"LLM metrics failed for {row['id']}: {row['llm_error']}")
+        if len(llm_errors) > 5:
+            context.log.warning(f"... and {len(llm_errors) - 5} more questions (see metadata)")
     return dg.MaterializeResult(value=rows, metadata=metadata)
 
 
@@ -255,6 +328,14 @@ class QualityGateConfig(dg.Config):
         default_factory=lambda: list(DEFAULT_COMPARED),
         description="Metrics that must be no worse than the serving index's (within the margin).",
     )
+    min_coverage: float = Field(
+        default=DEFAULT_MIN_COVERAGE,
+        ge=0,
+        le=1,
+        description="Least share of the questions a gated metric applies to that must have a "
+        "score (LLM-judge failures and answers missing from the index leave questions "
+        "unscored); below it the gate refuses instead of judging on the rest.",
+    )
 
     def thresholds(self) -> GateThresholds:
         """The pure thresholds object."""
@@ -270,7 +351,9 @@ class QualityGateConfig(dg.Config):
             "ndcg_at_k": self.min_ndcg_at_k,
             **self.extra_minimums,
         }
-        return GateThresholds(minimums, tuple(self.compared_metrics), self.max_regression)
+        return GateThresholds(
+            minimums, tuple(self.compared_metrics), self.max_regression, self.min_coverage
+        )
 
 
 @dg.asset_check(
@@ -287,21 +370,31 @@ def rag_quality_gate(
     """Decide from the stored per-question results."""
     candidate_rows = [r for r in rag_quality_metrics if r["role"] == "candidate"]
     serving_rows = [r for r in rag_quality_metrics if r["role"] == "serving"]
+    thresholds = config.thresholds()
+    coverage = score_coverage(candidate_rows, ALL_METRICS)
     decision = decide(
         mean_scores(candidate_rows, ALL_METRICS),
         mean_scores(serving_rows, ALL_METRICS) if serving_rows else None,
-        config.thresholds(),
+        thresholds,
+        coverage,
     )
     candidate = candidate_rows[0]["collection"] if candidate_rows else "?"
+    gated = {*thresholds.minimums, *thresholds.compared}
     metadata: dict[str, object] = {
         "candidate": candidate,
         "serving": serving_rows[0]["collection"] if serving_rows else "none",
         "decision": decision.summary(),
         "rules": dg.MetadataValue.md(decision.table()),
         "failed_rules": dg.MetadataValue.int(len(decision.failures)),
+        "judge_failures": dg.MetadataValue.int(sum(1 for r in candidate_rows if r["llm_error"])),
+        **{
+            f"coverage_{metric}": dg.MetadataValue.float(round(counted.share, 6))
+            for metric, counted in coverage.items()
+            if metric in gated and counted.applicable
+        },
     }
     for failure in decision.failures:
-        if failure.shortfall is not None:
+        if failure.shortfall is not None and failure.rule != "coverage":
             metadata[f"shortfall_{failure.metric}"] = dg.MetadataValue.float(
                 round(failure.shortfall, 6)
             )
