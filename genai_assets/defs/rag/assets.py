@@ -5,7 +5,15 @@ from pydantic import Field
 
 from genai_assets.defs.automation.policies import external_call
 from genai_assets.rag.chunking import Chunker
-from genai_assets.rag.documents import LOADER_VERSION, SkippedInput, SourceNotFoundError
+from genai_assets.rag.documents import (
+    LOADER_VERSION,
+    NOT_SELECTED,
+    UNAVAILABLE,
+    Document,
+    SkippedInput,
+    SourceNotFoundError,
+    source_covers,
+)
 from genai_assets.rag.embedder import load_tokenizer
 from genai_assets.rag.index import QdrantIndex
 from genai_assets.rag.sync import (
@@ -66,8 +74,10 @@ class RawDocumentsConfig(dg.Config):
     code_version=RAW_DOCUMENTS_VERSION,
     description="The documents to index, read from their sources (folders, globs, URLs, S3), "
     "one row per document: stable id, source URI, content hash of the normalised text, "
-    "title, format, size and modification time. Texts are kept in a content-addressed "
-    "store; inputs that cannot be read are listed with the reason and skipped.",
+    "title, format, encoding, size and modification time. Texts are kept in a "
+    "content-addressed store; a file whose bytes did not change reuses its previous "
+    "extraction. Inputs that cannot be read are listed with the reason and skipped; a "
+    "document whose source is unavailable keeps its last version.",
 )
 def raw_documents(
     context: dg.AssetExecutionContext,
@@ -77,42 +87,93 @@ def raw_documents(
 ) -> dg.MaterializeResult:
     """Read every source; keep texts by hash; return the manifest (no texts)."""
     store = document_store.open()
-    rows, skipped = [], []
-    written = 0
+    previous = store.records()
+    previous_by_uri = {row["uri"]: row for row in previous.values()}
+    rows: dict[str, dict] = {}
+    skipped, unavailable, not_ingested = [], [], []
+    written = reused = 0
     sources = document_sources.resolved_sources(config.sources)
     try:
-        # A busy URL or S3 source retries the step (honouring Retry-After).
+        # A busy or unreachable URL or S3 source retries the step (honouring Retry-After).
         with external_call("document sources"):
-            for item in document_sources.iter_documents(config.sources):
+            for item in document_sources.iter_documents(config.sources, previous_by_uri):
                 if isinstance(item, SkippedInput):
-                    context.log.warning(f"skipped {item.uri}: {item.reason}")
-                    skipped.append((item.uri, item.reason))
+                    if item.kind == UNAVAILABLE:
+                        context.log.warning(f"unavailable {item.uri}: {item.reason}")
+                        unavailable.append((item.uri, item.reason))
+                        # Keep the last version of what it held, so nothing is deleted.
+                        for row in previous.values():
+                            if source_covers(item.uri, row["uri"]):
+                                rows.setdefault(row["doc_id"], row)
+                    elif item.kind == NOT_SELECTED:
+                        not_ingested.append((item.uri, item.reason))
+                    else:
+                        context.log.warning(f"skipped {item.uri}: {item.reason}")
+                        skipped.append((item.uri, item.reason))
                     continue
-                written += store.put(item.content_hash, item.text)
-                rows.append(item.manifest_row())
+                if isinstance(item, Document):
+                    written += store.put(item.content_hash, item.text)
+                    row = item.manifest_row()
+                else:
+                    reused += 1
+                    row = item.row
+                rows[row["doc_id"]] = row
+                if previous.get(row["doc_id"]) != row:
+                    store.put_record(row)
     except SourceNotFoundError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
     if not rows:
-        # An empty manifest would delete the whole index downstream: refuse it.
+        # An empty manifest would delete the whole index downstream: refuse it. Retrying
+        # reads the same sources again, so it fails at once and keeps the reason.
         raise dg.Failure(
-            description=f"no readable document in sources {sources}; {len(skipped)} inputs skipped",
+            description=f"no readable document in sources {sources}; {len(skipped)} inputs "
+            f"skipped: " + "; ".join(f"{uri}: {reason}" for uri, reason in skipped[:5]),
             metadata={"skipped_inputs": dg.MetadataValue.md(skipped_table(skipped))},
+            allow_retries=False,
         )
-    pruned = store.prune({row["content_hash"] for row in rows})
+    # Records of this run's sources that it no longer found are dropped; their texts,
+    # and those of documents whose text changed, are pruned once nothing refers to them.
+    dropped = [
+        doc_id
+        for doc_id, row in previous.items()
+        if doc_id not in rows and any(source_covers(source, row["uri"]) for source in sources)
+    ]
+    replaced = [previous[doc_id] for doc_id in dropped] + [
+        previous[doc_id]
+        for doc_id, row in rows.items()
+        if doc_id in previous and previous[doc_id]["content_hash"] != row["content_hash"]
+    ]
+    pruned = store.release(replaced, dropped)
+    manifest = list(rows.values())
     formats: dict[str, int] = {}
-    for row in rows:
+    encodings: dict[str, int] = {}
+    for row in manifest:
         formats[row["format"]] = formats.get(row["format"], 0) + 1
+        encoding = row.get("encoding") or "n/a"
+        encodings[encoding] = encodings.get(encoding, 0) + 1
+    if not_ingested:
+        # Every entry is named once, so a file that should have been indexed can be found.
+        context.log.info(
+            f"{len(not_ingested)} entries of the sources are not documents to ingest: "
+            + "; ".join(f"{uri} ({reason})" for uri, reason in not_ingested)
+        )
     return dg.MaterializeResult(
-        value=rows,
+        value=manifest,
         metadata={
-            "documents": dg.MetadataValue.int(len(rows)),
+            "documents": dg.MetadataValue.int(len(manifest)),
             "skipped": dg.MetadataValue.int(len(skipped)),
+            "unavailable": dg.MetadataValue.int(len(unavailable)),
+            "not_ingested": dg.MetadataValue.int(len(not_ingested)),
             "texts_written": dg.MetadataValue.int(written),
+            "extractions_reused": dg.MetadataValue.int(reused),
             "texts_pruned": dg.MetadataValue.int(pruned),
-            "characters": dg.MetadataValue.int(sum(row["n_chars"] for row in rows)),
+            "characters": dg.MetadataValue.int(sum(row["n_chars"] for row in manifest)),
             "formats": dg.MetadataValue.json(formats),
+            "encodings": dg.MetadataValue.json(encodings),
             "sources": dg.MetadataValue.json(sources),
             "skipped_inputs": dg.MetadataValue.md(skipped_table(skipped)),
+            "unavailable_inputs": dg.MetadataValue.md(skipped_table(unavailable)),
+            "not_ingested_entries": dg.MetadataValue.md(skipped_table(not_ingested)),
             "snapshot_store": dg.MetadataValue.path(document_store.describe()),
         },
     )
