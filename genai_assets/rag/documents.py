@@ -593,14 +593,14 @@ def load_entry(
 
     ``previous`` is the document's manifest row from the last run: when the raw
     bytes hash the same under the same loader version, that extraction is reused.
-    A transient failure of the source (TransientExternalError) propagates so the
-    step retries, or, from an ``optional`` source, is retried here and then
-    reported UNAVAILABLE (the document keeps its last version). A permanent
-    failure (401/403) propagates too: what cannot be read is not deleted.
+    A failure of the source propagates: a transient one (TransientExternalError)
+    so the step retries, a permanent one (401/403) so the run fails; what cannot
+    be read is never deleted. From an ``optional`` source a transient failure is
+    retried here first, and either is then reported UNAVAILABLE (the document
+    keeps its last version).
     """
     if entry.size_bytes is not None and entry.size_bytes > max_bytes:
-        reason = f"too large ({entry.size_bytes} bytes > limit {max_bytes})"
-        return SkippedInput(entry.uri, reason)
+        return SkippedInput(entry.uri, f"too large ({entry.size_bytes} bytes > limit {max_bytes})")
     try:
         if optional:
             data = _read_with_retries(entry, retry or RetrySettings(), sleep)
@@ -611,10 +611,12 @@ def load_entry(
     except ExternalCallError as error:
         if not optional:
             raise
-        attempts = (retry or RetrySettings()).attempts
-        return SkippedInput(
-            entry.uri, f"source unavailable after {attempts} attempts ({error})", UNAVAILABLE
+        tried = (
+            f"after {(retry or RetrySettings()).attempts} attempts "
+            if isinstance(error, TransientExternalError)
+            else ""
         )
+        return SkippedInput(entry.uri, f"source unavailable {tried}({error})", UNAVAILABLE)
     except OSError as error:
         # Permission denied, an I/O error, a lost symlink target: unreadable now, not gone.
         return SkippedInput(entry.uri, f"unreadable now ({error})", UNAVAILABLE)

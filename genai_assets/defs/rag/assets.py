@@ -5,17 +5,10 @@ from pydantic import Field
 
 from genai_assets.defs.automation.policies import external_call
 from genai_assets.rag.chunking import Chunker
-from genai_assets.rag.documents import (
-    LOADER_VERSION,
-    NOT_SELECTED,
-    UNAVAILABLE,
-    Document,
-    SkippedInput,
-    SourceNotFoundError,
-    source_covers,
-)
+from genai_assets.rag.documents import LOADER_VERSION, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer
 from genai_assets.rag.index import QdrantIndex
+from genai_assets.rag.manifest import ManifestBuilder
 from genai_assets.rag.sync import (
     CHUNKER_VERSION,
     DocumentSync,
@@ -86,94 +79,50 @@ def raw_documents(
     document_store: DocumentStoreResource,
 ) -> dg.MaterializeResult:
     """Read every source; keep texts by hash; return the manifest (no texts)."""
-    store = document_store.open()
-    previous = store.records()
-    previous_by_uri = {row["uri"]: row for row in previous.values()}
-    rows: dict[str, dict] = {}
-    skipped, unavailable, not_ingested = [], [], []
-    written = reused = 0
     sources = document_sources.resolved_sources(config.sources)
+    manifest = ManifestBuilder(document_store.open(), sources, warn=context.log.warning)
     try:
         # A busy or unreachable URL or S3 source retries the step (honouring Retry-After).
         with external_call("document sources"):
-            for item in document_sources.iter_documents(config.sources, previous_by_uri):
-                if isinstance(item, SkippedInput):
-                    if item.kind == UNAVAILABLE:
-                        context.log.warning(f"unavailable {item.uri}: {item.reason}")
-                        unavailable.append((item.uri, item.reason))
-                        # Keep the last version of what it held, so nothing is deleted.
-                        for row in previous.values():
-                            if source_covers(item.uri, row["uri"]):
-                                rows.setdefault(row["doc_id"], row)
-                    elif item.kind == NOT_SELECTED:
-                        not_ingested.append((item.uri, item.reason))
-                    else:
-                        context.log.warning(f"skipped {item.uri}: {item.reason}")
-                        skipped.append((item.uri, item.reason))
-                    continue
-                if isinstance(item, Document):
-                    written += store.put(item.content_hash, item.text)
-                    row = item.manifest_row()
-                else:
-                    reused += 1
-                    row = item.row
-                rows[row["doc_id"]] = row
-                if previous.get(row["doc_id"]) != row:
-                    store.put_record(row)
+            for item in document_sources.iter_documents(config.sources, manifest.previous_by_uri):
+                manifest.add(item)
     except SourceNotFoundError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
-    if not rows:
+    skipped = manifest.skipped
+    if not manifest.rows:
         # An empty manifest would delete the whole index downstream: refuse it. Retrying
         # reads the same sources again, so it fails at once and keeps the reason.
         raise dg.Failure(
             description=f"no readable document in sources {sources}; {len(skipped)} inputs "
-            f"skipped: " + "; ".join(f"{uri}: {reason}" for uri, reason in skipped[:5]),
+            "skipped: " + "; ".join(f"{uri}: {reason}" for uri, reason in skipped[:5]),
             metadata={"skipped_inputs": dg.MetadataValue.md(skipped_table(skipped))},
             allow_retries=False,
         )
-    # Records of this run's sources that it no longer found are dropped; their texts,
-    # and those of documents whose text changed, are pruned once nothing refers to them.
-    dropped = [
-        doc_id
-        for doc_id, row in previous.items()
-        if doc_id not in rows and any(source_covers(source, row["uri"]) for source in sources)
-    ]
-    replaced = [previous[doc_id] for doc_id in dropped] + [
-        previous[doc_id]
-        for doc_id, row in rows.items()
-        if doc_id in previous and previous[doc_id]["content_hash"] != row["content_hash"]
-    ]
-    pruned = store.release(replaced, dropped)
-    manifest = list(rows.values())
-    formats: dict[str, int] = {}
-    encodings: dict[str, int] = {}
-    for row in manifest:
-        formats[row["format"]] = formats.get(row["format"], 0) + 1
-        encoding = row.get("encoding") or "n/a"
-        encodings[encoding] = encodings.get(encoding, 0) + 1
-    if not_ingested:
+    pruned = manifest.finish()
+    if manifest.not_ingested:
         # Every entry is named once, so a file that should have been indexed can be found.
         context.log.info(
-            f"{len(not_ingested)} entries of the sources are not documents to ingest: "
-            + "; ".join(f"{uri} ({reason})" for uri, reason in not_ingested)
+            f"{len(manifest.not_ingested)} entries of the sources are not documents to ingest: "
+            + "; ".join(f"{uri} ({reason})" for uri, reason in manifest.not_ingested)
         )
+    rows = list(manifest.rows.values())
     return dg.MaterializeResult(
-        value=manifest,
+        value=rows,
         metadata={
-            "documents": dg.MetadataValue.int(len(manifest)),
+            "documents": dg.MetadataValue.int(len(rows)),
             "skipped": dg.MetadataValue.int(len(skipped)),
-            "unavailable": dg.MetadataValue.int(len(unavailable)),
-            "not_ingested": dg.MetadataValue.int(len(not_ingested)),
-            "texts_written": dg.MetadataValue.int(written),
-            "extractions_reused": dg.MetadataValue.int(reused),
+            "unavailable": dg.MetadataValue.int(len(manifest.unavailable)),
+            "not_ingested": dg.MetadataValue.int(len(manifest.not_ingested)),
+            "texts_written": dg.MetadataValue.int(manifest.written),
+            "extractions_reused": dg.MetadataValue.int(manifest.reused),
             "texts_pruned": dg.MetadataValue.int(pruned),
-            "characters": dg.MetadataValue.int(sum(row["n_chars"] for row in manifest)),
-            "formats": dg.MetadataValue.json(formats),
-            "encodings": dg.MetadataValue.json(encodings),
+            "characters": dg.MetadataValue.int(sum(row["n_chars"] for row in rows)),
+            "formats": dg.MetadataValue.json(manifest.counts("format")),
+            "encodings": dg.MetadataValue.json(manifest.counts("encoding")),
             "sources": dg.MetadataValue.json(sources),
             "skipped_inputs": dg.MetadataValue.md(skipped_table(skipped)),
-            "unavailable_inputs": dg.MetadataValue.md(skipped_table(unavailable)),
-            "not_ingested_entries": dg.MetadataValue.md(skipped_table(not_ingested)),
+            "unavailable_inputs": dg.MetadataValue.md(skipped_table(manifest.unavailable)),
+            "not_ingested_entries": dg.MetadataValue.md(skipped_table(manifest.not_ingested)),
             "snapshot_store": dg.MetadataValue.path(document_store.describe()),
         },
     )
