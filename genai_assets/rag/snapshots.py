@@ -56,18 +56,6 @@ class SnapshotStore:
                 f"{self.store.uri(key)}); rematerialize raw_documents"
             ) from None
 
-    def prune(self, keep: set[str]) -> int:
-        """Delete texts whose hash is not in ``keep``; returns how many were deleted."""
-        stale = [
-            key
-            for key in self.store.list_keys("")
-            if key.endswith(".txt")
-            and not key.startswith(RECORDS_PREFIX)
-            and key.rsplit("/", 1)[-1][: -len(".txt")] not in keep
-        ]
-        self.store.delete(stale)
-        return len(stale)
-
     @staticmethod
     def _record_key(doc_id: str) -> str:
         return f"{RECORDS_PREFIX}{doc_id[:2]}/{doc_id}.json"
