@@ -55,10 +55,11 @@ def write_corpus(folder: Path, prefix: str, n_docs: int) -> None:
 
 
 @pytest.fixture
-def daemon(tmp_path):
+def daemon(tmp_path, monkeypatch):
     """A DAGSTER_HOME with the project's dagster.yaml (shorter monitoring), and its daemon."""
     home = tmp_path / "home"
     home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
     config = project_instance_config()
     config["run_monitoring"].update(poll_interval_seconds=1, free_slots_after_run_end_seconds=1)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
@@ -155,10 +156,9 @@ def materialization(instance: dg.DagsterInstance, run_id: str, asset: str) -> di
 
 
 def test_a_killed_run_is_failed_and_the_next_run_proceeds(daemon, tmp_path):
-    home, env = daemon
+    _, env = daemon
     corpus = tmp_path / "corpus"
     write_corpus(corpus, "vault", 8)
-    os.environ["DAGSTER_HOME"] = str(home)
     with dg.DagsterInstance.get() as instance:
         killed = launch(env, [str(corpus)])
         pids = wait_for(lambda: pids_of(instance, killed), 300, "document_embeddings to start")
@@ -175,11 +175,10 @@ def test_a_killed_run_is_failed_and_the_next_run_proceeds(daemon, tmp_path):
 
 
 def test_two_rag_runs_at_once_each_index_their_own_documents(daemon, tmp_path):
-    home, env = daemon
+    _, env = daemon
     first, second = tmp_path / "first", tmp_path / "second"
     write_corpus(first, "vault", 6)
     write_corpus(second, "keystone", 3)
-    os.environ["DAGSTER_HOME"] = str(home)
     with dg.DagsterInstance.get() as instance:
         run_a = launch(env, [str(first)])
         run_b = launch(env, [str(second)])
