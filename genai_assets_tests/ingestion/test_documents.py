@@ -240,3 +240,22 @@ def test_s3_prefix_source_against_a_real_local_s3_server(s3_client):
     assert listed == [("s3://docs/kb/c.bin", documents.NOT_SELECTED)]
     with pytest.raises(SourceNotFoundError, match="no object"):
         list(documents.iter_documents(["s3://docs/nothing/"], s3_client=s3_client))
+
+
+@pytest.mark.parametrize(
+    ("source", "uri", "covered"),
+    [
+        ("/docs", "/docs/a.md", True),
+        ("/docs/", "/docs/sub/b.md", True),
+        ("/docs", "/docs-old/a.md", False),  # a sibling folder is another source
+        ("/docs/a.md", "/docs/a.md", True),
+        ("/docs/**/*.md", "/docs/sub/c.md", True),
+        ("/docs/**/*.md", "/other/c.md", False),
+        ("s3://kb/docs", "s3://kb/docs-2026/a.md", True),  # an S3 prefix need not end at "/"
+        ("s3://kb/docs/", "s3://kb/other/a.md", False),
+        ("https://example.test/a.md", "https://example.test/a.md", True),
+    ],
+)
+def test_which_documents_a_source_covers(source, uri, covered):
+    # Decides which records a run may drop: never those of another source's documents.
+    assert documents.source_covers(source, uri) is covered
