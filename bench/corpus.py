@@ -42,8 +42,8 @@ class Corpus:
         return sum(path.stat().st_size for path in self.files)
 
 
-def debian_doc_sources() -> list[Path]:
-    """The reST sources installed by python3-doc (and the versioned package it pulls in)."""
+def debian_doc_files() -> list[Path]:
+    """Every regular file installed by python3-doc (and the versioned package it pulls in)."""
     packages = [DEBIAN_PACKAGE]
     depends = subprocess.run(
         ["dpkg-query", "-W", "-f=${Depends}", DEBIAN_PACKAGE],
@@ -58,13 +58,21 @@ def debian_doc_sources() -> list[Path]:
         if name.startswith("python3") and name.endswith("-doc"):
             packages.append(name)
     listing = subprocess.run(["dpkg", "-L", *packages], capture_output=True, text=True, check=False)
-    return sorted(
-        {
-            Path(line)
-            for line in listing.stdout.splitlines()
-            if SOURCES_MARKER in line and line.endswith(SOURCES_SUFFIX) and Path(line).is_file()
-        }
-    )
+    return sorted({Path(line) for line in listing.stdout.splitlines() if Path(line).is_file()})
+
+
+def debian_doc_sources() -> list[Path]:
+    """The reST sources installed by python3-doc."""
+    return [
+        path
+        for path in debian_doc_files()
+        if SOURCES_MARKER in str(path) and str(path).endswith(SOURCES_SUFFIX)
+    ]
+
+
+def debian_doc_html() -> list[Path]:
+    """The HTML pages installed by python3-doc (the same docs, rendered: about 530 pages)."""
+    return [path for path in debian_doc_files() if path.suffix == ".html"]
 
 
 def median_subset(files: list[Path], size: int) -> list[Path]:

@@ -85,6 +85,27 @@ def diff(previous: Mapping[str, str], current: Mapping[str, str]) -> ChangeSet:
     return ChangeSet(added=added, changed=changed, removed=removed, key_material=material)
 
 
+def baseline(
+    files: Iterable[tuple[str, str, float | None]], materialized_at: float | None
+) -> dict[str, str]:
+    """The snapshot a sensor without a cursor starts from: what the last run already read.
+
+    ``files`` are ``(uri, fingerprint, modified timestamp)``. With no materialization
+    yet the baseline is empty (every file is new). Otherwise every file counts as
+    read except one modified after ``materialized_at`` (the start of the run that
+    read the files); a file whose source gives no time (a plain URL) counts as read,
+    the schedule refreshes it. A file removed since that run is not seen: the
+    schedule's full refresh removes it.
+    """
+    if materialized_at is None:
+        return {}
+    return {
+        uri: print_
+        for uri, print_, modified in files
+        if modified is None or modified <= materialized_at
+    }
+
+
 def snapshot(entries: Iterable[tuple[str, str]]) -> dict[str, str]:
     """A snapshot from ``(uri, fingerprint)`` pairs; a duplicate URI keeps its first entry."""
     result: dict[str, str] = {}

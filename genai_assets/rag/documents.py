@@ -1,9 +1,18 @@
 """Reading documents from their sources: local paths and globs, http(s) URLs, S3 prefixes.
 
 Every input either becomes a :class:`Document` (normalised text, a content hash,
-a title where one can be found, source metadata) or a :class:`SkippedInput`
-naming the input and the reason, so one bad file never stops the others. A
-source that does not exist at all raises :class:`SourceNotFoundError`.
+a title where one can be found, source metadata), an :class:`UnchangedDocument`
+(its raw bytes hash as in the previous run: the earlier extraction is reused) or
+a :class:`SkippedInput` naming the input, the reason and what it means for the
+index, so one bad file never stops the others. A source that does not exist at
+all raises :class:`SourceNotFoundError`.
+
+Failures of a source are told apart by what they mean: only a source that says
+the document is gone (HTTP 404/410, a vanished S3 key, a file deleted before it
+was read) drops it. A transient failure (connection error, timeout, DNS,
+throttling, 5xx) raises :class:`TransientExternalError` so the step retries and
+then fails, or, for a source configured as optional, keeps the document's last
+version and reports it unavailable.
 """
 
 import glob
@@ -11,6 +20,7 @@ import hashlib
 import io
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +29,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from genai_assets.automation.retries import TransientExternalError, error_for_status
+from genai_assets.automation.retries import (
+    ExternalCallError,
+    PermanentExternalError,
+    TransientExternalError,
+    error_for_status,
+)
 
 SUPPORTED_SUFFIXES = {
     ".md": "markdown",
@@ -42,8 +57,21 @@ CONTENT_TYPES = {
     "application/pdf": "pdf",
 }
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-# Bump when parsing or normalisation changes the text (and so the hash) of a document.
-LOADER_VERSION = 1
+# Bump when parsing or normalisation changes the text (and so the hash) of a document:
+# it also invalidates every reused extraction (2: legacy encodings are decoded).
+LOADER_VERSION = 2
+# HTTP answers that mean the document no longer exists (every other error does not).
+GONE_STATUSES = frozenset({404, 410})
+S3_GONE_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+S3_THROTTLING_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"}
+)
+
+# What a skipped input means for the index (SkippedInput.kind).
+UNREADABLE = "unreadable"  # read, but no text in it: its points go
+GONE = "gone"  # the source says it no longer exists: its points go
+NOT_SELECTED = "not_selected"  # listed in a folder but not a document to ingest
+UNAVAILABLE = "unavailable"  # could not be read now: its last version is kept
 
 
 class SourceNotFoundError(ValueError):
@@ -62,6 +90,8 @@ class Document:
     format: str
     size_bytes: int
     modified_at: str | None
+    encoding: str | None = None
+    raw_hash: str | None = None
 
     def manifest_row(self) -> dict[str, Any]:
         """The document without its text: what the ``raw_documents`` table stores."""
@@ -74,15 +104,30 @@ class Document:
             "size_bytes": self.size_bytes,
             "modified_at": self.modified_at,
             "n_chars": len(self.text),
+            "encoding": self.encoding,
+            "raw_hash": self.raw_hash,
+            "loader_version": LOADER_VERSION,
         }
 
 
 @dataclass(frozen=True)
+class UnchangedDocument:
+    """A document whose raw bytes hash as in ``row`` (a previous manifest row): not parsed."""
+
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class SkippedInput:
-    """An input that was not loaded, and why."""
+    """An input that was not loaded, why, and what that means for the index (``kind``)."""
 
     uri: str
     reason: str
+    kind: str = UNREADABLE
+
+
+class SourceGoneError(Exception):
+    """The source answered that the document no longer exists (HTTP 404/410, no S3 key)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +150,11 @@ def document_id(uri: str) -> str:
 def content_hash(text: str) -> str:
     """The hash of a document's normalised text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def raw_hash(data: bytes) -> str:
+    """The hash of an input's bytes as read: equal bytes need no new extraction."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def normalise_text(text: str) -> str:
@@ -133,18 +183,39 @@ class UnreadableDocumentError(ValueError):
     """The bytes of an input cannot be turned into text; the message says why."""
 
 
-def _decode_text(data: bytes) -> str:
+# Bytes 0x80-0x9f that cp1252 maps to printable characters (curly quotes, dashes, the
+# euro sign); latin-1 maps them to C1 control codes, which real text never contains.
+_CP1252_ONLY = frozenset(range(0x80, 0xA0)) - {0x81, 0x8D, 0x8F, 0x90, 0x9D}
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """The text of a plain-text file and the encoding it was decoded from.
+
+    UTF-8 (with or without a BOM) and UTF-16 with a BOM are exact. Anything else
+    that is not UTF-8 is taken as a legacy 8-bit encoding: cp1252 when it uses
+    bytes only cp1252 gives characters to, else latin-1 (ISO-8859-1), which
+    decodes any byte, so the choice is reported in the metadata.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as error:
+            raise UnreadableDocumentError(f"not valid UTF-16 despite its BOM ({error})") from error
     if b"\x00" in data[:8192]:
         raise UnreadableDocumentError("binary content (NUL bytes) in a text file")
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise UnreadableDocumentError(
-            f"not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})"
-        ) from error
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    if _CP1252_ONLY.intersection(data):
+        try:
+            return data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            pass  # one of the five bytes cp1252 leaves undefined: latin-1 decodes it
+    return data.decode("latin-1"), "latin-1"
 
 
-def _html_to_text(data: bytes) -> tuple[str, str | None]:
+def _html_to_text(data: bytes) -> tuple[str, str | None, str | None]:
     from bs4 import BeautifulSoup
 
     if b"\x00" in data[:8192]:
@@ -174,7 +245,8 @@ def _html_to_text(data: bytes) -> tuple[str, str | None]:
         blocks.append(text)
     if not blocks:  # a page of bare text without block elements
         blocks = [body.get_text("\n", strip=True)]
-    return "\n\n".join(blocks), title or None
+    # BeautifulSoup decodes by the page's own declaration, else by detection.
+    return "\n\n".join(blocks), title or None, soup.original_encoding
 
 
 def _pdf_to_text(data: bytes) -> tuple[str, str | None]:
@@ -211,7 +283,7 @@ def find_title(text: str, fmt: str) -> str | None:
     return first_line if 0 < len(first_line) <= 120 else None
 
 
-def parse_document(entry: SourceEntry, data: bytes) -> Document:
+def parse_document(entry: SourceEntry, data: bytes, data_hash: str | None = None) -> Document:
     """Turn one input's bytes into a :class:`Document`; raise UnreadableDocumentError if not."""
     fmt = detect_format(entry.name, entry.content_type)
     if fmt is None:
@@ -220,15 +292,15 @@ def parse_document(entry: SourceEntry, data: bytes) -> Document:
         )
     if not data.strip():
         raise UnreadableDocumentError("empty file")
-    title = None
+    title = encoding = None
     if fmt == "html":
-        raw_text, title = _html_to_text(data)
+        raw_text, title, encoding = _html_to_text(data)
     elif fmt == "pdf":
         if not data.startswith(b"%PDF-"):
             raise UnreadableDocumentError("not a PDF (missing %PDF- header)")
         raw_text, title = _pdf_to_text(data)
     else:
-        raw_text = _decode_text(data)
+        raw_text, encoding = decode_text(data)
     text = normalise_text(raw_text)
     if not text:
         raise UnreadableDocumentError("no text after extraction")
@@ -241,6 +313,8 @@ def parse_document(entry: SourceEntry, data: bytes) -> Document:
         format=fmt,
         size_bytes=entry.size_bytes if entry.size_bytes is not None else len(data),
         modified_at=entry.modified_at,
+        encoding=encoding,
+        raw_hash=data_hash or raw_hash(data),
     )
 
 
@@ -258,51 +332,125 @@ def _glob_root(pattern: str) -> str:
     return "/".join(parts) or "."
 
 
-def _local_entries(source: str, include: list[str]) -> Iterator[SourceEntry]:
-    def entry(path: Path, root: Path | None, uri_prefix: str) -> SourceEntry:
-        stat = path.stat()
+def source_covers(source: str, uri: str) -> bool:
+    """Whether ``uri`` is a document that ``source`` (as configured) lists when it is there."""
+    root = _glob_root(source) if glob.has_magic(source) else source
+    if uri == root:
+        return True
+    if source.startswith("s3://"):
+        return uri.startswith(root)  # an S3 prefix need not end at a "/"
+    return uri.startswith(root.rstrip("/") + "/")
+
+
+def _local_read(path: Path) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as error:
+            # Listed a moment ago and gone now: deleted, unless a symlink lost its target.
+            if path.is_symlink():
+                raise OSError(
+                    f"dangling symlink (target {os.readlink(path)} is missing)"
+                ) from error
+            raise SourceGoneError(f"file deleted before it was read ({error})") from error
+
+    return read
+
+
+def _dangling(path: Path, uri: str) -> SkippedInput:
+    # The target may be on a volume that is not mounted now: keep the last version.
+    return SkippedInput(
+        uri, f"dangling symlink (target {os.readlink(path)} is missing)", UNAVAILABLE
+    )
+
+
+def _local_entries(source: str, include: list[str]) -> Iterator[SourceEntry | SkippedInput]:
+    def uri_of(path: Path, root: Path | None, uri_prefix: str) -> str:
         # URIs of files inside a folder source are relative to the source as
         # configured, so moving a checkout does not change every document id.
-        uri = f"{uri_prefix.rstrip('/')}/{path.relative_to(root).as_posix()}" if root else source
+        if root is None:
+            return source
+        return f"{uri_prefix.rstrip('/')}/{path.relative_to(root).as_posix()}"
+
+    def entry(path: Path, uri: str) -> SourceEntry:
+        stat = path.stat()
         return SourceEntry(
             uri=uri,
             name=path.name,
             size_bytes=stat.st_size,
             modified_at=_iso(stat.st_mtime),
-            read=path.read_bytes,
+            read=_local_read(path),
         )
+
+    def not_a_file(path: Path, uri: str) -> SkippedInput:
+        if path.is_symlink() and not path.exists():
+            return _dangling(path, uri)
+        if path.is_dir():
+            return SkippedInput(
+                uri, "a folder whose name matches the include patterns", NOT_SELECTED
+            )
+        return SkippedInput(uri, "not a regular file", NOT_SELECTED)
 
     expanded = os.path.expanduser(source)
     if glob.has_magic(expanded):
-        files = sorted(Path(p) for p in glob.glob(expanded, recursive=True) if Path(p).is_file())
-        if not files:
+        matches = sorted(Path(p) for p in glob.glob(expanded, recursive=True))
+        if not matches:
             raise SourceNotFoundError(f"source {source!r}: the pattern matches no file")
         root = Path(_glob_root(expanded))
-        for path in files:
-            yield entry(path, root, _glob_root(source))
+        for path in matches:
+            uri = uri_of(path, root, _glob_root(source))
+            yield entry(path, uri) if path.is_file() else not_a_file(path, uri)
         return
     path = Path(expanded)
     if path.is_file():
-        yield entry(path, None, source)
+        yield entry(path, uri_of(path, None, source))
     elif path.is_dir():
-        files = sorted({p for pattern in include for p in path.glob(pattern) if p.is_file()})
-        for file_path in files:
-            yield entry(file_path, path, source)
+        selected = {p for pattern in include for p in path.glob(pattern)}
+        for found in sorted(selected | set(_folder_entries(path))):
+            uri = uri_of(found, path, source)
+            if found not in selected:
+                if found.is_symlink() and not found.exists():
+                    yield _dangling(found, uri)
+                elif not found.is_dir():
+                    reason = f"not matched by the include patterns ({', '.join(include)})"
+                    yield SkippedInput(uri, reason, NOT_SELECTED)
+            elif found.is_file():
+                yield entry(found, uri)
+            else:
+                yield not_a_file(found, uri)
+    elif path.is_symlink():
+        raise SourceNotFoundError(
+            f"source {source!r} is a dangling symlink (target {os.readlink(path)} is missing)"
+        )
     else:
         raise SourceNotFoundError(f"source {source!r} does not exist")
+
+
+def _folder_entries(folder: Path) -> Iterator[Path]:
+    """Every entry under ``folder`` that is neither hidden nor inside a hidden folder."""
+    for directory, subdirs, files in os.walk(folder):
+        subdirs[:] = sorted(name for name in subdirs if not name.startswith("."))
+        base = Path(directory)
+        for name in [*subdirs, *files]:
+            if not name.startswith("."):
+                yield base / name
 
 
 def _http_entry(url: str, timeout_s: float) -> SourceEntry:
     import httpx
 
     def read() -> bytes:
-        response = httpx.get(url, timeout=timeout_s, follow_redirects=True)
-        # A server that answers 429/5xx exists but is busy: raise so the step
-        # retries (honouring Retry-After) instead of dropping the document.
-        busy = error_for_status(url, response.status_code, response.headers)
-        if isinstance(busy, TransientExternalError):
-            raise busy
-        response.raise_for_status()
+        try:
+            response = httpx.get(url, timeout=timeout_s, follow_redirects=True)
+        except httpx.TransportError as error:  # connection refused, DNS, timeouts, resets
+            raise TransientExternalError(url, f"{type(error).__name__}: {error}") from error
+        if response.status_code in GONE_STATUSES:
+            raise SourceGoneError(f"HTTP {response.status_code}")
+        # 429/5xx: the server exists but is busy (retried, honouring Retry-After);
+        # 401/403 and other 4xx: fail rather than delete what cannot be read.
+        error = error_for_status(url, response.status_code, response.headers)
+        if error is not None:
+            raise error
         return response.content
 
     return SourceEntry(
@@ -310,7 +458,31 @@ def _http_entry(url: str, timeout_s: float) -> SourceEntry:
     )
 
 
-def _s3_entries(uri: str, s3_client: Any, include: list[str]) -> Iterator[SourceEntry]:
+def s3_error(uri: str, error: Exception) -> Exception:
+    """What a botocore exception means: gone, transient, permanent, or itself if unknown."""
+    import botocore.exceptions
+
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in S3_GONE_CODES:
+            return SourceGoneError(f"S3 {code}")
+        if code in S3_THROTTLING_CODES:
+            return TransientExternalError(uri, f"S3 {code}: {error}", status)
+        classified = error_for_status(uri, status or 500, body=f"S3 {code}")
+        return classified or TransientExternalError(uri, f"S3 {code}: {error}", status)
+    if isinstance(
+        error, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError
+    ):  # endpoint unreachable, connect/read timeouts, dropped connections
+        return TransientExternalError(uri, f"{type(error).__name__}: {error}")
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return PermanentExternalError(uri, f"{error} (check the AWS credentials)")
+    return error
+
+
+def _s3_entries(
+    uri: str, s3_client: Any, include: list[str]
+) -> Iterator[SourceEntry | SkippedInput]:
     if s3_client is None:
         raise SourceNotFoundError(f"source {uri!r} is on S3 but no S3 client is configured")
     parsed = urlparse(uri)
@@ -321,19 +493,29 @@ def _s3_entries(uri: str, s3_client: Any, include: list[str]) -> Iterator[Source
         pages = list(paginator.paginate(Bucket=bucket, Prefix=prefix))
     except s3_client.exceptions.NoSuchBucket as error:
         raise SourceNotFoundError(f"source {uri!r}: bucket {bucket!r} does not exist") from error
+    except Exception as error:
+        raise s3_error(uri, error) from error
     suffixes = tuple(pattern.rsplit("*", 1)[-1] for pattern in include)
     for page in pages:
         for obj in page.get("Contents", []):
             key = obj["Key"]
             found = True
-            if key.endswith("/") or not key.lower().endswith(suffixes):
+            if key.endswith("/"):
+                continue  # a folder marker, not an object with content
+            object_uri = f"s3://{bucket}/{key}"
+            if not key.lower().endswith(suffixes):
+                reason = f"not matched by the include patterns ({', '.join(include)})"
+                yield SkippedInput(object_uri, reason, NOT_SELECTED)
                 continue
 
-            def read(key: str = key) -> bytes:
-                return s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            def read(key: str = key, object_uri: str = object_uri) -> bytes:
+                try:
+                    return s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+                except Exception as error:
+                    raise s3_error(object_uri, error) from error
 
             yield SourceEntry(
-                uri=f"s3://{bucket}/{key}",
+                uri=object_uri,
                 name=key.rsplit("/", 1)[-1],
                 size_bytes=obj.get("Size"),
                 modified_at=obj["LastModified"].isoformat() if obj.get("LastModified") else None,
@@ -351,12 +533,14 @@ def iter_source_entries(
     include: list[str] | None = None,
     s3_client: Any = None,
     http_timeout_s: float = 30.0,
-) -> Iterator[SourceEntry]:
+) -> Iterator[SourceEntry | SkippedInput]:
     """The candidate documents of one source, without reading them.
 
     ``source`` is a local file, folder or glob pattern, an ``http(s)://`` URL (one
     document) or an ``s3://bucket/prefix``. Folders and prefixes are filtered by
-    ``include`` glob patterns (by default every supported suffix, recursively).
+    ``include`` glob patterns (by default every supported suffix, recursively);
+    every other entry (a file of another type, a folder named like a document, a
+    dangling symlink) is yielded as a :class:`SkippedInput` with its reason.
     """
     include = include or DEFAULT_INCLUDE
     scheme = urlparse(source).scheme
@@ -370,26 +554,84 @@ def iter_source_entries(
         raise SourceNotFoundError(f"source {source!r}: unsupported scheme {scheme!r}")
 
 
-def load_entry(entry: SourceEntry, max_bytes: int = DEFAULT_MAX_BYTES) -> Document | SkippedInput:
-    """Read and parse one candidate; any problem becomes a SkippedInput with its reason.
+@dataclass(frozen=True)
+class RetrySettings:
+    """In-process retries of a transient read from an optional source."""
 
-    Except a busy source (TransientExternalError: HTTP 429/5xx): skipping it would
-    delete its document from the index, so it propagates and the step retries.
+    attempts: int = 3
+    backoff_s: float = 1.0
+    max_wait_s: float = 30.0
+
+
+def _read_with_retries(
+    entry: SourceEntry, retry: RetrySettings, sleep: Callable[[float], None]
+) -> bytes:
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            return entry.read()
+        except TransientExternalError as error:
+            if attempt == retry.attempts:
+                raise
+            wait = (
+                error.retry_after_s
+                if error.retry_after_s is not None
+                else (retry.backoff_s * 2 ** (attempt - 1))
+            )
+            sleep(min(wait, retry.max_wait_s))
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def load_entry(
+    entry: SourceEntry,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    previous: dict[str, Any] | None = None,
+    optional: bool = False,
+    retry: RetrySettings | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Document | UnchangedDocument | SkippedInput:
+    """Read and parse one candidate; a problem with the document becomes a SkippedInput.
+
+    ``previous`` is the document's manifest row from the last run: when the raw
+    bytes hash the same under the same loader version, that extraction is reused.
+    A failure of the source propagates: a transient one (TransientExternalError)
+    so the step retries, a permanent one (401/403) so the run fails; what cannot
+    be read is never deleted. From an ``optional`` source a transient failure is
+    retried here first, and either is then reported UNAVAILABLE (the document
+    keeps its last version).
     """
     if entry.size_bytes is not None and entry.size_bytes > max_bytes:
         return SkippedInput(entry.uri, f"too large ({entry.size_bytes} bytes > limit {max_bytes})")
     try:
-        data = entry.read()
-    except TransientExternalError:
-        raise
+        if optional:
+            data = _read_with_retries(entry, retry or RetrySettings(), sleep)
+        else:
+            data = entry.read()
+    except SourceGoneError as error:
+        return SkippedInput(entry.uri, f"gone ({error})", GONE)
+    except ExternalCallError as error:
+        if not optional:
+            raise
+        tried = (
+            f"after {(retry or RetrySettings()).attempts} attempts "
+            if isinstance(error, TransientExternalError)
+            else ""
+        )
+        return SkippedInput(entry.uri, f"source unavailable {tried}({error})", UNAVAILABLE)
     except OSError as error:
-        return SkippedInput(entry.uri, f"unreadable ({error})")
-    except Exception as error:  # noqa: BLE001 - network and S3 clients raise their own types
-        return SkippedInput(entry.uri, f"unreachable ({type(error).__name__}: {error})")
+        # Permission denied, an I/O error, a lost symlink target: unreadable now, not gone.
+        return SkippedInput(entry.uri, f"unreadable now ({error})", UNAVAILABLE)
     if len(data) > max_bytes:
         return SkippedInput(entry.uri, f"too large ({len(data)} bytes > limit {max_bytes})")
+    data_hash = raw_hash(data)
+    if (
+        previous is not None
+        and previous.get("raw_hash") == data_hash
+        and previous.get("loader_version") == LOADER_VERSION
+    ):
+        size = entry.size_bytes if entry.size_bytes is not None else len(data)
+        return UnchangedDocument({**previous, "size_bytes": size, "modified_at": entry.modified_at})
     try:
-        return parse_document(entry, data)
+        return parse_document(entry, data, data_hash)
     except UnreadableDocumentError as error:
         return SkippedInput(entry.uri, str(error))
 
@@ -400,16 +642,32 @@ def iter_documents(
     max_bytes: int = DEFAULT_MAX_BYTES,
     s3_client: Any = None,
     http_timeout_s: float = 30.0,
-) -> Iterator[Document | SkippedInput]:
+    previous: dict[str, dict[str, Any]] | None = None,
+    optional_sources: frozenset[str] | set[str] = frozenset(),
+    retry: RetrySettings | None = None,
+) -> Iterator[Document | UnchangedDocument | SkippedInput]:
     """Every document of every source, one at a time, in a stable order.
 
     A source that does not exist raises SourceNotFoundError before anything is
     yielded for it; a document that appears in two sources is yielded once.
+    ``previous`` maps URIs to last run's manifest rows (see :func:`load_entry`).
+    A source in ``optional_sources`` that cannot be listed at all yields one
+    UNAVAILABLE SkippedInput under the source itself instead of failing.
     """
+    previous = previous or {}
     seen: set[str] = set()
     for source in sources:
-        for entry in iter_source_entries(source, include, s3_client, http_timeout_s):
-            if entry.uri in seen:
-                continue
-            seen.add(entry.uri)
-            yield load_entry(entry, max_bytes)
+        optional = source in optional_sources
+        try:
+            for entry in iter_source_entries(source, include, s3_client, http_timeout_s):
+                if entry.uri in seen:
+                    continue
+                seen.add(entry.uri)
+                if isinstance(entry, SkippedInput):
+                    yield entry
+                    continue
+                yield load_entry(entry, max_bytes, previous.get(entry.uri), optional, retry)
+        except ExternalCallError as error:
+            if not optional:
+                raise
+            yield SkippedInput(source, f"source unavailable ({error})", UNAVAILABLE)

@@ -1,6 +1,6 @@
 """Where documents come from, as a resource shared by ``raw_documents`` and the sensors."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -33,6 +33,19 @@ class DocumentSourcesResource(dg.ConfigurableResource):
     s3_endpoint_url: str | None = Field(
         default=None, description="S3-compatible endpoint for s3:// sources (None: AWS)."
     )
+    optional_sources: list[str] = Field(
+        default_factory=list,
+        description="Sources (written as in `sources`) whose outage does not fail the run: "
+        "after `optional_attempts` tries their documents keep their last indexed version "
+        "and are reported unavailable. Other sources fail the run on an outage (after the "
+        "step's retries); only a source that says a document is gone deletes it.",
+    )
+    optional_attempts: int = Field(
+        default=3, ge=1, description="Reads of an optional source before it counts unavailable."
+    )
+    optional_backoff_s: float = Field(
+        default=1.0, ge=0, description="First wait between reads of an optional source; doubles."
+    )
 
     def resolved_sources(self, override: list[str] | None = None) -> list[str]:
         """The sources a run reads: ``override`` if given, else configured, else the sample."""
@@ -47,9 +60,14 @@ class DocumentSourcesResource(dg.ConfigurableResource):
         return boto3.client("s3", endpoint_url=self.s3_endpoint_url)
 
     def iter_documents(
-        self, override: list[str] | None = None
-    ) -> Iterator[documents.Document | documents.SkippedInput]:
-        """Every document of the sources, loaded one at a time."""
+        self,
+        override: list[str] | None = None,
+        previous: Mapping[str, dict[str, Any]] | None = None,
+    ) -> Iterator[documents.Document | documents.UnchangedDocument | documents.SkippedInput]:
+        """Every document of the sources, loaded one at a time.
+
+        ``previous`` (URI -> last manifest row) lets unchanged inputs skip parsing.
+        """
         sources = self.resolved_sources(override)
         yield from documents.iter_documents(
             sources,
@@ -57,6 +75,9 @@ class DocumentSourcesResource(dg.ConfigurableResource):
             max_bytes=self.max_file_bytes,
             s3_client=self.s3_client(sources),
             http_timeout_s=self.http_timeout_s,
+            previous=dict(previous or {}),
+            optional_sources=frozenset(self.optional_sources),
+            retry=documents.RetrySettings(self.optional_attempts, self.optional_backoff_s),
         )
 
     def iter_entries(self, override: list[str] | None = None) -> Iterator[documents.SourceEntry]:
@@ -64,6 +85,8 @@ class DocumentSourcesResource(dg.ConfigurableResource):
         sources = self.resolved_sources(override)
         client = self.s3_client(sources)
         for source in sources:
-            yield from documents.iter_source_entries(
+            for entry in documents.iter_source_entries(
                 source, self.include, client, self.http_timeout_s
-            )
+            ):
+                if isinstance(entry, documents.SourceEntry):
+                    yield entry

@@ -276,3 +276,13 @@ def test_classify_exceptions_of_httpx_and_openai():
     assert isinstance(classified, retries.TransientExternalError)
     assert classified.retry_after_s == 3.0
     assert retries.classify_exception("llm", KeyError("x")) is None
+
+
+def test_a_sensor_without_cursor_starts_from_what_the_last_run_read():
+    files = [("a.md", "1:t1", 100.0), ("b.md", "2:t2", 250.0), ("url", "unknown", None)]
+    assert changes.baseline(files, None) == {}  # never materialized: every file is new
+    start = changes.baseline(files, 200.0)
+    assert start == {"a.md": "1:t1", "url": "unknown"}
+    change = changes.diff(start, changes.snapshot((uri, fp) for uri, fp, _ in files))
+    assert change.added == ("b.md",) and not change.changed and not change.removed
+    assert not changes.diff(changes.baseline(files, 300.0), dict(start, **{"b.md": "2:t2"}))

@@ -222,3 +222,64 @@ def test_automation_default_status_follows_the_environment(monkeypatch):
     monkeypatch.setenv("GENAI_ASSETS_AUTOMATION_DEFAULT_STATUS", "sometimes")
     with pytest.raises(ValueError, match="AUTOMATION_DEFAULT_STATUS"):
         file_sensors()
+
+
+def test_a_new_document_sensor_starts_from_the_last_materialization(
+    tmp_path, instance, code_location, monkeypatch
+):
+    from genai_assets.defs.rag.assets import raw_documents
+    from genai_assets.resources.document_store import LocalDocumentStore
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    docs = tmp_path / "docs"
+    write(docs / "restore.md", "# Restoring a snapshot\n\nRun `skyvault restore`.")
+    write(docs / "quotas.md", "# Quotas\n\nPer-tenant limits.")
+    sources = DocumentSourcesResource(sources=[str(docs)])
+    sensor = build_document_sources_sensor(minimum_interval_seconds=30)
+    repo = code_location.get_repository_def()
+    result = dg.materialize(
+        [raw_documents],
+        instance=instance,
+        resources={"document_sources": sources, "document_store": LocalDocumentStore()},
+    )
+    assert result.success
+
+    # First tick of a new sensor (empty cursor, e.g. the first `dagster dev`): nothing
+    # changed since raw_documents read the files, so it records them and launches nothing.
+    requests, cursor = tick(sensor, instance, None, repo, document_sources=sources)
+    assert requests == [] and cursor is not None
+    assert tick(sensor, instance, cursor, repo, document_sources=sources)[0] == []
+
+    # A file changed after that run: a sensor whose cursor was reset asks for it alone.
+    write(docs / "quotas.md", "# Quotas\n\nPer-tenant limits, now per region too.")
+    requests, _ = tick(sensor, instance, None, repo, document_sources=sources)
+    assert len(requests) == 1 and requests[0].tags["genai_assets/files_changed"] == "1"
+    assert "quotas.md" in requests[0].tags["genai_assets/changes"]
+    # And the recorded cursor sees the same change.
+    assert len(tick(sensor, instance, cursor, repo, document_sources=sources)[0]) == 1
+
+
+@dg.asset(name="training_dataset", group_name="fine_tuning")
+def training_dataset_reader_test_double() -> dict:
+    """Test double of the fine-tuning asset that reads the training files (its key matters)."""
+    return {}
+
+
+def test_a_new_training_data_sensor_starts_from_the_last_materialization(
+    tmp_path, monkeypatch, instance
+):
+    monkeypatch.setenv("GENAI_ASSETS_TRAINING_DATA_DIR", str(tmp_path / "training"))
+    write(tmp_path / "training" / "pairs.jsonl", '{"prompt": "p", "completion": "c"}\n')
+    sensor = build_training_data_sensor(minimum_interval_seconds=30)
+    defs = dg.Definitions(
+        assets=[training_dataset_reader_test_double],
+        jobs=[domain_job("fine_tuning_job")],
+        sensors=[sensor],
+    )
+    assert dg.materialize([training_dataset_reader_test_double], instance=instance).success
+
+    requests, cursor = tick(sensor, instance, None, defs.get_repository_def())
+    assert requests == [] and cursor is not None
+    write(tmp_path / "training" / "more.jsonl", '{"prompt": "q", "completion": "d"}\n')
+    requests, _ = tick(sensor, instance, cursor, defs.get_repository_def())
+    assert len(requests) == 1 and "more.jsonl" in requests[0].tags["genai_assets/changes"]

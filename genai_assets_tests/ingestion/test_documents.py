@@ -3,6 +3,7 @@
 import pytest
 
 from genai_assets import settings
+from genai_assets.automation.retries import TransientExternalError
 from genai_assets.rag import documents
 from genai_assets.rag.documents import Document, SkippedInput, SourceNotFoundError
 
@@ -85,7 +86,6 @@ def test_document_ids_are_stable_and_relative_to_the_configured_source(tmp_path)
         ("empty.md", b"", "empty file"),
         ("blank.txt", b"  \n\n\t\n", "empty file"),
         ("binary.md", b"\x89PNG\x00\x01\x02binary", "binary content"),
-        ("latin1.txt", "café crème".encode("latin-1"), "not valid UTF-8"),
         ("broken.pdf", b"%PDF-1.4\nthis is not a pdf at all", "not a readable PDF"),
         ("fake.pdf", b"hello", "not a PDF"),
         ("image.png", b"\x89PNG\r\n\x1a\n", "unsupported format"),
@@ -112,8 +112,9 @@ def test_one_bad_file_does_not_stop_the_others():
     results = list(documents.iter_documents([str(folder)], include=["*"]))
     loaded = [r for r in results if isinstance(r, Document)]
     skipped = {r.uri.rsplit("/", 1)[-1]: r.reason for r in results if isinstance(r, SkippedInput)}
-    assert [d.uri.rsplit("/", 1)[-1] for d in loaded] == ["ok.md"]
-    assert set(skipped) >= {"empty.md", "blank.txt", "binary.md", "latin1.txt", "broken.pdf"}
+    assert [d.uri.rsplit("/", 1)[-1] for d in loaded] == ["latin1.txt", "ok.md"]
+    assert loaded[0].encoding == "latin-1"
+    assert set(skipped) >= {"empty.md", "blank.txt", "binary.md", "broken.pdf"}
     assert all(skipped.values())
 
 
@@ -135,11 +136,74 @@ def test_glob_source_recurses_and_names_documents_by_relative_path(tmp_path):
     assert uris == [f"{tmp_path}/a/b/two.md", f"{tmp_path}/a/one.md"]
 
 
-def test_unreachable_url_is_skipped_with_reason():
+def test_unreachable_url_is_an_outage_not_a_skipped_input():
     # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
-    result = load_one("http://127.0.0.1:9/missing.md", http_timeout_s=2)
-    assert isinstance(result, SkippedInput)
-    assert "unreachable" in result.reason
+    # Skipping it would delete its document from the index (test_source_failures.py).
+    with pytest.raises(TransientExternalError, match="127.0.0.1:9"):
+        load_one("http://127.0.0.1:9/missing.md", http_timeout_s=2)
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding", "text"),
+    [
+        ("Café crème".encode("latin-1"), "latin-1", "Café crème"),
+        ("“Smart” quotes – 5 €".encode("cp1252"), "cp1252", "“Smart” quotes – 5 €"),
+        ("naïve".encode(), "utf-8", "naïve"),
+        ("\ufeffBOM first".encode(), "utf-8", "BOM first"),
+        ("Grüße".encode("utf-16"), "utf-16", "Grüße"),
+    ],
+)
+def test_legacy_encodings_are_decoded_and_reported(tmp_path, data, encoding, text):
+    (tmp_path / "notes.txt").write_bytes(data)
+    doc = load_one(tmp_path / "notes.txt")
+    assert isinstance(doc, Document)
+    assert (doc.text, doc.encoding, doc.manifest_row()["encoding"]) == (text, encoding, encoding)
+
+
+def test_every_folder_entry_not_ingested_is_listed_with_its_reason(tmp_path):
+    (tmp_path / "ok.md").write_text("# OK\n\nFine.")
+    (tmp_path / "x.md").mkdir()  # a folder named like a document
+    (tmp_path / "x.md" / "inner.md").write_text("# Inner\n\nIngested.")
+    (tmp_path / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "lost.md").symlink_to(tmp_path / "nowhere.md")
+    (tmp_path / "lost.bin").symlink_to(tmp_path / "nowhere.bin")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: main")  # hidden: not a source entry
+    results = {
+        r.uri.removeprefix(f"{tmp_path}/"): r for r in documents.iter_documents([str(tmp_path)])
+    }
+    assert sorted(results) == ["logo.png", "lost.bin", "lost.md", "ok.md", "x.md", "x.md/inner.md"]
+    assert isinstance(results["ok.md"], Document) and isinstance(results["x.md/inner.md"], Document)
+    kinds = {uri: (r.kind, r.reason) for uri, r in results.items() if isinstance(r, SkippedInput)}
+    assert kinds["x.md"] == (
+        documents.NOT_SELECTED,
+        "a folder whose name matches the include patterns",
+    )
+    assert (
+        kinds["logo.png"][0] == documents.NOT_SELECTED
+        and "include patterns" in kinds["logo.png"][1]
+    )
+    for link in ("lost.md", "lost.bin"):
+        assert kinds[link][0] == documents.UNAVAILABLE and "dangling symlink" in kinds[link][1]
+
+
+def test_unchanged_bytes_reuse_the_previous_extraction(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text("<title>Page</title><p>Body text.</p>")
+    first = load_one(path)
+    row = first.manifest_row()
+    again = documents.load_entry(next(documents.iter_source_entries(str(path))), previous=row)
+    assert (
+        isinstance(again, documents.UnchangedDocument)
+        and again.row["content_hash"] == row["content_hash"]
+    )
+    path.write_text("<title>Page</title><p>New body text.</p>")
+    changed = documents.load_entry(next(documents.iter_source_entries(str(path))), previous=row)
+    assert isinstance(changed, Document) and changed.content_hash != row["content_hash"]
+    stale_loader = {**row, "loader_version": documents.LOADER_VERSION - 1}
+    path.write_text("<title>Page</title><p>Body text.</p>")
+    entry = next(documents.iter_source_entries(str(path)))
+    assert isinstance(documents.load_entry(entry, previous=stale_loader), Document)
 
 
 def test_http_source_is_fetched_and_parsed(tmp_path):
@@ -168,9 +232,30 @@ def test_s3_prefix_source_against_a_real_local_s3_server(s3_client):
     s3_client.put_object(Bucket="docs", Key="kb/c.bin", Body=b"\x00\x01")
     s3_client.put_object(Bucket="docs", Key="other/d.md", Body=b"# D")
     results = list(documents.iter_documents(["s3://docs/kb/"], s3_client=s3_client))
-    assert [(r.uri, r.title) for r in results] == [
+    assert [(r.uri, r.title) for r in results if isinstance(r, Document)] == [
         ("s3://docs/kb/a.md", "A"),
         ("s3://docs/kb/sub/b.txt", "Beta line"),
     ]
+    listed = [(r.uri, r.kind) for r in results if isinstance(r, SkippedInput)]
+    assert listed == [("s3://docs/kb/c.bin", documents.NOT_SELECTED)]
     with pytest.raises(SourceNotFoundError, match="no object"):
         list(documents.iter_documents(["s3://docs/nothing/"], s3_client=s3_client))
+
+
+@pytest.mark.parametrize(
+    ("source", "uri", "covered"),
+    [
+        ("/docs", "/docs/a.md", True),
+        ("/docs/", "/docs/sub/b.md", True),
+        ("/docs", "/docs-old/a.md", False),  # a sibling folder is another source
+        ("/docs/a.md", "/docs/a.md", True),
+        ("/docs/**/*.md", "/docs/sub/c.md", True),
+        ("/docs/**/*.md", "/other/c.md", False),
+        ("s3://kb/docs", "s3://kb/docs-2026/a.md", True),  # an S3 prefix need not end at "/"
+        ("s3://kb/docs/", "s3://kb/other/a.md", False),
+        ("https://example.test/a.md", "https://example.test/a.md", True),
+    ],
+)
+def test_which_documents_a_source_covers(source, uri, covered):
+    # Decides which records a run may drop: never those of another source's documents.
+    assert documents.source_covers(source, uri) is covered

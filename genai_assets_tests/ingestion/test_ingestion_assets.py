@@ -180,17 +180,19 @@ def test_raw_documents_reports_bad_inputs_and_fails_on_missing_source(dagster_ho
     write_corpus(corpus, n_docs=1)
     (corpus / "empty.md").write_text("")
     (corpus / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (corpus / "diagram.svg").write_text("<svg/>")
     result = dg.materialize([raw_documents], resources=resources(corpus))
     rows = result.output_for_node("raw_documents")
-    assert [r["uri"].rsplit("/", 1)[-1] for r in rows] == ["doc0.md", "legal-a.md", "legal-b.md"]
-    metadata = result.get_asset_materialization_events()[
-        0
-    ].event_specific_data.materialization.metadata
-    assert metadata["skipped"].value == 2
-    assert (
-        "empty.md" in metadata["skipped_inputs"].value
-        and "not valid UTF-8" in metadata["skipped_inputs"].value
-    )
+    assert [r["uri"].rsplit("/", 1)[-1] for r in rows] == [
+        "doc0.md",
+        "latin.txt",
+        "legal-a.md",
+        "legal-b.md",
+    ]
+    metadata = raw_metadata(result)
+    assert metadata["skipped"] == 1 and "empty.md" in metadata["skipped_inputs"]
+    assert metadata["encodings"] == {"utf-8": 3, "latin-1": 1}
+    assert metadata["not_ingested"] == 1 and "diagram.svg" in metadata["not_ingested_entries"]
 
     missing = dg.materialize(
         [raw_documents], resources=resources(tmp_path / "does-not-exist"), raise_on_error=False
@@ -198,6 +200,68 @@ def test_raw_documents_reports_bad_inputs_and_fails_on_missing_source(dagster_ho
     assert not missing.success
     failure = missing.get_step_failure_events()[0].event_specific_data.error
     assert "does-not-exist" in failure.message and "does not exist" in failure.message
+
+
+def raw_metadata(result):
+    event = result.get_asset_materialization_events()[0]
+    return {
+        k: getattr(v, "value", v)
+        for k, v in event.event_specific_data.materialization.metadata.items()
+    }
+
+
+def test_no_readable_document_fails_at_once_and_keeps_the_reason(dagster_home, tmp_path):
+    from genai_assets.defs.automation.policies import apply_operations_policy
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "empty.md").write_text("")
+    # The project's retry policy, as the code location applies it to raw_documents.
+    assets = apply_operations_policy(dg.Definitions(assets=[raw_documents])).assets
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            assets, resources=resources(corpus), instance=instance, raise_on_error=False
+        )
+        retried = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
+    assert not result.success and retried == []
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "no readable document" in failure.description
+    assert "empty.md: empty file" in failure.description
+
+
+def test_unchanged_rerun_reuses_extractions_and_a_changed_file_is_parsed_again(
+    dagster_home, tmp_path
+):
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus)
+    first = raw_metadata(dg.materialize([raw_documents], resources=resources(corpus)))
+    assert (first["texts_written"], first["extractions_reused"]) == (5, 0)  # legal-a == legal-b
+    second_result = dg.materialize([raw_documents], resources=resources(corpus))
+    second = raw_metadata(second_result)
+    assert (second["texts_written"], second["extractions_reused"]) == (0, 6)
+    (corpus / "doc1.md").write_text("# Document 1\n\nRewritten.")
+    third_result = dg.materialize([raw_documents], resources=resources(corpus))
+    third = raw_metadata(third_result)
+    assert (third["texts_written"], third["extractions_reused"], third["texts_pruned"]) == (1, 5, 1)
+    assert second_result.output_for_node("raw_documents") != third_result.output_for_node(
+        "raw_documents"
+    )
+
+
+def test_a_run_over_other_sources_prunes_nothing_another_run_needs(dagster_home, tmp_path):
+    from genai_assets.resources.document_store import LocalDocumentStore
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    write_corpus(first, n_docs=2)
+    (second / "sub").mkdir(parents=True)
+    (second / "sub" / "other.md").write_text("# Other\n\nA different corpus.")
+    rows_a = dg.materialize([raw_documents], resources=resources(first)).output_for_node(
+        "raw_documents"
+    )
+    dg.materialize([raw_documents], resources=resources(second))
+    store = LocalDocumentStore().open()
+    # The first run's document_embeddings can still read every text it was given.
+    assert all(store.has(row["content_hash"]) for row in rows_a)
 
 
 def test_dimension_mismatch_is_a_clear_error(dagster_home, tmp_path):

@@ -6,9 +6,15 @@ from the change set. A file therefore triggers exactly one run; a sensor
 retried or restarted before storing its cursor asks for the same run key and
 Dagster skips the duplicate; ``minimum_interval_seconds``
 (``GENAI_ASSETS_SENSOR_INTERVAL_S``) turns a burst of files into one run.
+
+A sensor without a cursor (first start, or a reset) starts from the current
+state: files that the last materialization of the asset reading them already
+saw are recorded, and a run is asked for only when a file changed since then.
+Opening the UI on an up-to-date instance therefore launches nothing.
 """
 
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -24,20 +30,47 @@ from genai_assets.defs.automation.jobs import (
 )
 from genai_assets.resources.documents import DocumentSourcesResource
 
+# The asset that reads each sensor's files: its last run is what a new sensor starts from.
+RAW_DOCUMENTS_KEY = dg.AssetKey("raw_documents")
+TRAINING_DATASET_KEY = dg.AssetKey("training_dataset")
+
+
+def last_read_at(context: dg.SensorEvaluationContext, reader: dg.AssetKey) -> float | None:
+    """When the run of ``reader``'s last materialization started, or None if it never ran."""
+    event = context.instance.get_latest_materialization_event(reader)
+    if event is None:
+        return None
+    record = context.instance.get_run_record_by_id(event.run_id)
+    # A file changed while that run was reading may or may not be in it: count it changed.
+    if record is not None and record.start_time is not None:
+        return record.start_time
+    return event.timestamp
+
 
 def change_request(
     context: dg.SensorEvaluationContext,
-    files: Iterable[tuple[str, str]],
+    files: Iterable[tuple[str, str, float | None]],
     run_key_prefix: str,
     trigger: str,
     group: str,
-) -> dg.SensorResult | dg.SkipReason:
-    """One run request for the files changed since the cursor, and the new cursor."""
-    previous = changes.decode_cursor(context.cursor)
-    current = changes.snapshot(files)
+    reader: dg.AssetKey,
+) -> dg.SensorResult:
+    """One run request for the files changed since the cursor, and the new cursor.
+
+    ``files`` are ``(uri, fingerprint, modified timestamp)``; without a cursor the
+    comparison starts from what ``reader`` last read (see ``changes.baseline``).
+    """
+    files = list(files)
+    current = changes.snapshot((uri, print_) for uri, print_, _ in files)
+    if context.cursor:
+        previous = changes.decode_cursor(context.cursor)
+    else:
+        previous = changes.baseline(files, last_read_at(context, reader))
     change = changes.diff(previous, current)
     if not change:
-        return dg.SkipReason(f"no change in {len(current)} files")
+        return dg.SensorResult(
+            skip_reason=f"no change in {len(current)} files", cursor=changes.encode_cursor(current)
+        )
     context.log.info(f"{change.summary()}: requesting one run")
     request = dg.RunRequest(
         run_key=change.run_key(run_key_prefix),
@@ -72,16 +105,24 @@ def build_document_sources_sensor(
         if context.repository_def and not group_asset_keys(context.repository_def, RAG_GROUP):
             return dg.SkipReason(f"group {RAG_GROUP!r} has no assets yet")
         files = (
-            (entry.uri, changes.fingerprint(entry.size_bytes, entry.modified_at))
+            (
+                entry.uri,
+                changes.fingerprint(entry.size_bytes, entry.modified_at),
+                datetime.fromisoformat(entry.modified_at).timestamp()
+                if entry.modified_at
+                else None,
+            )
             for entry in document_sources.iter_entries()
         )
-        return change_request(context, files, "documents", "document_sources_sensor", RAG_GROUP)
+        return change_request(
+            context, files, "documents", "document_sources_sensor", RAG_GROUP, RAW_DOCUMENTS_KEY
+        )
 
     return document_sources_sensor
 
 
-def training_files(folder: Path) -> list[tuple[str, str]]:
-    """``(path, fingerprint)`` of every training data file under ``folder``."""
+def training_files(folder: Path) -> list[tuple[str, str, float]]:
+    """``(path, fingerprint, modified timestamp)`` of every training data file under ``folder``."""
     found = {
         path
         for pattern in ops_settings.TRAINING_DATA_PATTERNS
@@ -91,7 +132,9 @@ def training_files(folder: Path) -> list[tuple[str, str]]:
     files = []
     for path in sorted(found):
         stat = path.stat()
-        files.append((str(path), changes.fingerprint(stat.st_size, stat.st_mtime_ns)))
+        files.append(
+            (str(path), changes.fingerprint(stat.st_size, stat.st_mtime_ns), stat.st_mtime)
+        )
     return files
 
 
@@ -125,6 +168,7 @@ def build_training_data_sensor(
             "training-data",
             "training_data_sensor",
             FINE_TUNING_GROUP,
+            TRAINING_DATASET_KEY,
         )
 
     return training_data_sensor

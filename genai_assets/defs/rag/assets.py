@@ -5,9 +5,10 @@ from pydantic import Field
 
 from genai_assets.defs.automation.policies import external_call
 from genai_assets.rag.chunking import Chunker
-from genai_assets.rag.documents import LOADER_VERSION, SkippedInput, SourceNotFoundError
+from genai_assets.rag.documents import LOADER_VERSION, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer, model_revision
 from genai_assets.rag.index import QdrantIndex
+from genai_assets.rag.manifest import ManifestBuilder
 from genai_assets.rag.sync import (
     CHUNKER_VERSION,
     DocumentSync,
@@ -66,8 +67,10 @@ class RawDocumentsConfig(dg.Config):
     code_version=RAW_DOCUMENTS_VERSION,
     description="The documents to index, read from their sources (folders, globs, URLs, S3), "
     "one row per document: stable id, source URI, content hash of the normalised text, "
-    "title, format, size and modification time. Texts are kept in a content-addressed "
-    "store; inputs that cannot be read are listed with the reason and skipped.",
+    "title, format, encoding, size and modification time. Texts are kept in a "
+    "content-addressed store; a file whose bytes did not change reuses its previous "
+    "extraction. Inputs that cannot be read are listed with the reason and skipped; a "
+    "document whose source is unavailable keeps its last version.",
 )
 def raw_documents(
     context: dg.AssetExecutionContext,
@@ -76,43 +79,50 @@ def raw_documents(
     document_store: DocumentStoreResource,
 ) -> dg.MaterializeResult:
     """Read every source; keep texts by hash; return the manifest (no texts)."""
-    store = document_store.open()
-    rows, skipped = [], []
-    written = 0
     sources = document_sources.resolved_sources(config.sources)
+    manifest = ManifestBuilder(document_store.open(), sources, warn=context.log.warning)
     try:
-        # A busy URL or S3 source retries the step (honouring Retry-After).
+        # A busy or unreachable URL or S3 source retries the step (honouring Retry-After).
         with external_call("document sources"):
-            for item in document_sources.iter_documents(config.sources):
-                if isinstance(item, SkippedInput):
-                    context.log.warning(f"skipped {item.uri}: {item.reason}")
-                    skipped.append((item.uri, item.reason))
-                    continue
-                written += store.put(item.content_hash, item.text)
-                rows.append(item.manifest_row())
+            for item in document_sources.iter_documents(config.sources, manifest.previous_by_uri):
+                manifest.add(item)
     except SourceNotFoundError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
-    if not rows:
-        # An empty manifest would delete the whole index downstream: refuse it.
+    skipped = manifest.skipped
+    if not manifest.rows:
+        # An empty manifest would delete the whole index downstream: refuse it. Retrying
+        # reads the same sources again, so it fails at once and keeps the reason.
         raise dg.Failure(
-            description=f"no readable document in sources {sources}; {len(skipped)} inputs skipped",
+            description=f"no readable document in sources {sources}; {len(skipped)} inputs "
+            "skipped: " + "; ".join(f"{uri}: {reason}" for uri, reason in skipped[:5]),
             metadata={"skipped_inputs": dg.MetadataValue.md(skipped_table(skipped))},
+            allow_retries=False,
         )
-    pruned = store.prune({row["content_hash"] for row in rows})
-    formats: dict[str, int] = {}
-    for row in rows:
-        formats[row["format"]] = formats.get(row["format"], 0) + 1
+    pruned = manifest.finish()
+    if manifest.not_ingested:
+        # Every entry is named once, so a file that should have been indexed can be found.
+        context.log.info(
+            f"{len(manifest.not_ingested)} entries of the sources are not documents to ingest: "
+            + "; ".join(f"{uri} ({reason})" for uri, reason in manifest.not_ingested)
+        )
+    rows = list(manifest.rows.values())
     return dg.MaterializeResult(
         value=rows,
         metadata={
             "documents": dg.MetadataValue.int(len(rows)),
             "skipped": dg.MetadataValue.int(len(skipped)),
-            "texts_written": dg.MetadataValue.int(written),
+            "unavailable": dg.MetadataValue.int(len(manifest.unavailable)),
+            "not_ingested": dg.MetadataValue.int(len(manifest.not_ingested)),
+            "texts_written": dg.MetadataValue.int(manifest.written),
+            "extractions_reused": dg.MetadataValue.int(manifest.reused),
             "texts_pruned": dg.MetadataValue.int(pruned),
             "characters": dg.MetadataValue.int(sum(row["n_chars"] for row in rows)),
-            "formats": dg.MetadataValue.json(formats),
+            "formats": dg.MetadataValue.json(manifest.counts("format")),
+            "encodings": dg.MetadataValue.json(manifest.counts("encoding")),
             "sources": dg.MetadataValue.json(sources),
             "skipped_inputs": dg.MetadataValue.md(skipped_table(skipped)),
+            "unavailable_inputs": dg.MetadataValue.md(skipped_table(manifest.unavailable)),
+            "not_ingested_entries": dg.MetadataValue.md(skipped_table(manifest.not_ingested)),
             "snapshot_store": dg.MetadataValue.path(document_store.describe()),
         },
     )
