@@ -17,6 +17,7 @@ from genai_assets.io_managers import LocalFormatIOManager, S3FormatIOManager
 from genai_assets.resources.document_store import LocalDocumentStore, S3DocumentStore
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
+from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.prompt_source import PromptSourceResource
 from genai_assets.resources.qdrant import QdrantResource
@@ -134,7 +135,26 @@ def build_resources(environment: str) -> dict[str, object]:
         )
     else:
         resources["training_runner"] = TrainingRunnerResource()
+    resources.update(observability_resources())
     return resources
+
+
+def observability_resources() -> dict[str, object]:
+    """``mlflow``: off unless ``MLFLOW_TRACKING_URI`` is set; credentials through dg.EnvVar.
+
+    ``GENAI_ASSETS_MLFLOW_ON_FAILURE=warn`` makes recording best effort (the
+    materialization then says what was not recorded); the default fails the step.
+    """
+    return {
+        "mlflow": MlflowTrackingResource(
+            tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI").get_value() or None,
+            registry_uri=dg.EnvVar("MLFLOW_REGISTRY_URI").get_value() or None,
+            username=_optional_secret("MLFLOW_TRACKING_USERNAME"),
+            password=_optional_secret("MLFLOW_TRACKING_PASSWORD"),
+            token=_optional_secret("MLFLOW_TRACKING_TOKEN"),
+            on_failure=dg.EnvVar("GENAI_ASSETS_MLFLOW_ON_FAILURE").get_value() or "fail",
+        ),
+    }
 
 
 @dg.definitions

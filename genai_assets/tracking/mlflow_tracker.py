@@ -202,7 +202,8 @@ class MlflowTracker:
         now_ms = self.client.get_run(run_id).info.start_time
         params = [Param(key, _as_param(value)) for key, value in sorted(record.params.items())]
         metrics = [
-            Metric(key, _as_metric(value), now_ms, 0) for key, value in sorted(record.metrics.items())
+            Metric(key, _as_metric(value), now_ms, 0)
+            for key, value in sorted(record.metrics.items())
         ]
         for key, points in record.histories.items():
             metrics += [Metric(key, _as_metric(value), now_ms, int(step)) for step, value in points]

@@ -22,6 +22,7 @@ from genai_assets.finetune import dataset as ds
 from genai_assets.finetune import evaluation, paths, serving
 from genai_assets.finetune.k8s import GpuPodSettings, k8s_op_tags
 from genai_assets.finetune.tiny_model import TINY_MODEL_LABEL, ensure_tiny_model
+from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.training_runner import TrainingRunnerResource
 from genai_assets.training.sft import MANIFEST, SFTHyperparameters, TrainingJob
 
@@ -259,10 +260,13 @@ def fine_tuned_model(
     context: dg.AssetExecutionContext,
     config: FineTuneConfig,
     training_runner: TrainingRunnerResource,
+    mlflow: MlflowTrackingResource,
     base_model: dict,
     training_dataset: dict,
 ) -> dg.Output[dict]:
     """Train through the training runner; the folder appears only when training completed."""
+    # Hours of training must not end in a run that cannot be recorded.
+    mlflow.check_reachable(context, "the fine-tuning run")
     hyperparameters = SFTHyperparameters.from_dict(config.model_dump())
     output = paths.models_dir() / f"sft-{context.run_id[:8]}-{context.retry_number}"
     job = TrainingJob(
@@ -299,7 +303,12 @@ def fine_tuned_model(
     for key, point in (("first_loss", history[:1]), ("last_loss", history[-1:])):
         if point and point[0]["loss"] is not None:
             metadata[key] = dg.MetadataValue.float(float(point[0]["loss"]))
+    model_version, tracked = mlflow.record_fine_tuning(
+        context, config.model_dump(), base_model, training_dataset, manifest, output / MANIFEST
+    )
+    metadata.update(tracked)
     value = {
+        "mlflow": model_version,  # the registered version, for eval_report and serving_config
         "path": str(output),
         "manifest_path": str(output / MANIFEST),
         "artifact": manifest["artifact"],
@@ -356,6 +365,7 @@ def _champion(base: dict) -> tuple[str, str]:
 def eval_report(
     context: dg.AssetExecutionContext,
     config: EvalReportConfig,
+    mlflow: MlflowTrackingResource,
     base_model: dict,
     training_dataset: dict,
     fine_tuned_model: dict,
@@ -403,6 +413,9 @@ def eval_report(
         "champion_source": champion_source,
         "gate_passed": dg.MetadataValue.bool(gate.passed),
         "n_eval_records": dg.MetadataValue.int(len(records)),
+        **mlflow.record_evaluation(
+            context, value, [report_dir / "eval_report.md", report_dir / "eval_report.json"]
+        ),
     }
     for name, result in results.items():
         for metric in ("perplexity", "rouge_l", "bleu"):
@@ -444,7 +457,10 @@ def _max_model_len(model_dir: Path, base_model: str) -> int:
     "materialized when the promotion_gate check passes.",
 )
 def serving_config(
-    context: dg.AssetExecutionContext, config: ServingConfigConfig, eval_report: dict
+    context: dg.AssetExecutionContext,
+    config: ServingConfigConfig,
+    mlflow: MlflowTrackingResource,
+    eval_report: dict,
 ) -> dg.Output[dict]:
     """Promote the candidate: write vllm_serve.yaml and the serving state."""
     decision = serving.decide_promotion(
@@ -469,6 +485,8 @@ def serving_config(
         tensor_parallel_size=config.tensor_parallel_size,
     )
     serving_dir = paths.serving_dir()
+    # The registry alias must follow the promotion: check MLflow answers before promoting.
+    mlflow.check_reachable(context, "the champion alias")
     entry = serving.promote(
         serving_dir,
         {
@@ -483,6 +501,7 @@ def serving_config(
             },
             "replaced": eval_report["champion_source"],
             "run_id": context.run_id,
+            "mlflow": candidate.get("mlflow"),  # kept so a rollback can move the alias back
         },
     )
     config_path = serving_dir / serving.VLLM_CONFIG
@@ -501,5 +520,6 @@ def serving_config(
                 f"`vllm serve --config {config_path}`; locally: "
                 f"`transformers serve {model_dir} --device cpu`"
             ),
+            **mlflow.record_serving(context, entry.get("mlflow")),
         },
     )
