@@ -19,6 +19,7 @@ from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
+from genai_assets.resources.prometheus import PushgatewayResource
 from genai_assets.resources.prompt_source import PromptSourceResource
 from genai_assets.resources.qdrant import QdrantResource
 from genai_assets.resources.training_runner import TrainingRunnerResource
@@ -140,12 +141,20 @@ def build_resources(environment: str) -> dict[str, object]:
 
 
 def observability_resources() -> dict[str, object]:
-    """``mlflow``: off unless ``MLFLOW_TRACKING_URI`` is set; credentials through dg.EnvVar.
+    """``mlflow`` and ``prometheus``, each off unless its URL is set; secrets through dg.EnvVar.
 
-    ``GENAI_ASSETS_MLFLOW_ON_FAILURE=warn`` makes recording best effort (the
-    materialization then says what was not recorded); the default fails the step.
+    ``mlflow``: ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``
+    or ``_TOKEN``); ``GENAI_ASSETS_MLFLOW_ON_FAILURE=warn`` makes recording best
+    effort (the materialization then says what was not recorded); the default
+    fails the step. ``prometheus``: ``PROMETHEUS_PUSHGATEWAY_URL`` (and
+    ``PROMETHEUS_PUSHGATEWAY_USERNAME``/``_PASSWORD``), used by metrics_push_sensor.
     """
     return {
+        "prometheus": PushgatewayResource(
+            url=dg.EnvVar("PROMETHEUS_PUSHGATEWAY_URL").get_value() or None,
+            username=_optional_secret("PROMETHEUS_PUSHGATEWAY_USERNAME"),
+            password=_optional_secret("PROMETHEUS_PUSHGATEWAY_PASSWORD"),
+        ),
         "mlflow": MlflowTrackingResource(
             tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI").get_value() or None,
             registry_uri=dg.EnvVar("MLFLOW_REGISTRY_URI").get_value() or None,
