@@ -41,14 +41,16 @@ def fine_tuning_record(
     """The run of one fine-tuning: params, the step-by-step loss curve and the manifest.
 
     Every numeric field of a loss-history point except ``step`` becomes a
-    history named ``train_<field>`` (``train_loss``, ``train_learning_rate``...).
+    history of that name (``loss``, ``learning_rate``, ``grad_norm``...), as
+    transformers' own MLflow callback names them; the trainer's summary
+    (``train_loss``, ``eval_loss``...) is logged once.
     """
     metrics = manifest["training_metrics"]
     histories: dict[str, list[tuple[int, float | None]]] = {}
     for point in metrics.get("loss_history", []):
         for key, value in _numbers(point).items():
             if key != "step":
-                histories.setdefault(f"train_{key}", []).append((int(point["step"]), value))
+                histories.setdefault(key, []).append((int(point["step"]), value))
     params = {
         **hyperparameters,
         "base_model": base_model["name_or_path"],
@@ -70,11 +72,8 @@ def fine_tuning_record(
             "dataset_hash": training_dataset["content_hash"],
         },
         params=params,
-        metrics={
-            f"train_{key}": value
-            for key, value in _numbers(metrics).items()
-            if key != "loss_history"
-        },
+        # The trainer's summary (train_loss, eval_loss, global_step, train_runtime_s...) as named.
+        metrics=_numbers({k: v for k, v in metrics.items() if k != "loss_history"}),
         histories=histories,
         artifacts={MODEL_ARTIFACT_PATH: [manifest_path, *described]},
     )

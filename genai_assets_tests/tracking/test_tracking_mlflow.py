@@ -131,7 +131,7 @@ def test_fine_tuning_run_has_params_loss_curve_eval_metrics_artifacts_and_dagste
     with open(first_run.output_for_node("fine_tuned_model")["manifest_path"]) as handle:
         manifest = json.load(handle)
     expected = [(p["step"], p["loss"]) for p in manifest["training_metrics"]["loss_history"]]
-    history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "train_loss"))
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "loss"))
     assert len(history) >= 5
     assert [(s, round(v, 6)) for s, v in history] == [(s, round(v, 6)) for s, v in expected]
 
