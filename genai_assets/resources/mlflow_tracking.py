@@ -24,6 +24,7 @@ from genai_assets.automation import alerts
 from genai_assets.automation import settings as ops_settings
 from genai_assets.tracking import mlflow_records
 from genai_assets.tracking.mlflow_tracker import (
+    DEFAULT_REGISTERED_MODEL,
     MlflowSettings,
     MlflowTracker,
     ModelVersionRef,
@@ -53,7 +54,7 @@ class MlflowTrackingResource(dg.ConfigurableResource):
         default="genai_assets/rag_quality", description="Experiment of the RAG quality runs."
     )
     registered_model_name: str = Field(
-        default="genai_assets_fine_tuned_model",
+        default=DEFAULT_REGISTERED_MODEL,
         description="Registered model whose versions are the fine-tuned candidates.",
     )
     on_failure: Literal["fail", "warn"] = Field(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 CHAMPION_ALIAS = "champion"
+DEFAULT_REGISTERED_MODEL = "genai_assets_fine_tuned_model"
 # MLflow refuses a log_batch call with more than 1,000 metrics (and 100 params).
 _MAX_METRICS_PER_BATCH = 1000
 _MAX_PARAMS_PER_BATCH = 100

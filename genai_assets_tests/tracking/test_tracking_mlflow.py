@@ -246,3 +246,27 @@ def test_rag_quality_metrics_records_a_run_per_evaluated_collection(
     assert run.data.params["k"] == "5"
     for metric in ("hit_rate_at_k", "recall_at_k", "mrr", "ndcg_at_k"):
         assert math.isclose(run.data.metrics[metric], metadata[metric], abs_tol=1e-6)
+
+
+def test_command_line_rollback_moves_the_alias_back_too(mlflow_server, tmp_path, monkeypatch):
+    from genai_assets.finetune import rollback as rollback_cli
+    from genai_assets.tracking.mlflow_tracker import MlflowSettings, MlflowTracker, RunRecord
+
+    tracker = MlflowTracker(MlflowSettings(mlflow_server))
+    name = "cli_rollback_model"
+    refs = []
+    for run in ("older", "newer"):
+        _, run_id = tracker.log_run("cli_rollback", RunRecord(run))
+        refs.append(tracker.register(name, run_id, "model", {}))
+    for version, ref in enumerate(refs, start=1):
+        entry = {"model_dir": f"/models/{version}", "vllm": {"model": f"/models/{version}"}}
+        serving.promote(tmp_path, {**entry, "mlflow": ref.to_dict()})
+    tracker.set_champion(name, refs[1])
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    argv = ["--serving-dir", str(tmp_path), "--registered-model", name]
+    assert rollback_cli.main(argv) == 0
+    assert serving.current_entry(tmp_path)["mlflow"] == refs[0].to_dict()
+    assert MlflowClient(mlflow_server).get_model_version_by_alias(name, "champion").version == (
+        refs[0].version
+    )
