@@ -58,11 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1100})
+        page = browser.new_page(viewport={"width": 1440, "height": 1500})
         page.goto(url, wait_until="networkidle")
         page.get_by_text("Parameters").first.wait_for(timeout=60_000)
-        page.wait_for_timeout(1500)  # the charts draw after the tables
-        page.screenshot(path=args.out, full_page=False)
+        for label in ("Close guidance", "Close"):  # MLflow 3's tips and its chat side panel
+            button = page.get_by_role("button", name=label, exact=True)
+            if button.count():
+                button.first.click()
+        # Fold the plots and run details: the parameters and metrics side by side are the point.
+        for section in ("Visualizations", "Run details"):
+            page.get_by_text(section, exact=True).first.click()
+        page.get_by_text("Metrics", exact=True).first.wait_for()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=args.out)
         browser.close()
     print(f"{url}\n-> {args.out}")
     return 0

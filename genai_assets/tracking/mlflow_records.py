@@ -76,6 +76,7 @@ def fine_tuning_record(
         metrics=_numbers({k: v for k, v in metrics.items() if k != "loss_history"}),
         histories=histories,
         artifacts={MODEL_ARTIFACT_PATH: [manifest_path, *described]},
+        duration_s=metrics.get("train_runtime_s"),
     )
 
 

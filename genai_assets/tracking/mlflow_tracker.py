@@ -17,6 +17,7 @@ the server, what was being recorded and why: a record is never dropped quietly.
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,6 +64,9 @@ class RunRecord:
     histories: dict[str, list[tuple[int, float | None]]] = field(default_factory=dict)
     # Artifact folder in the run -> local files uploaded into it.
     artifacts: dict[str, list[Path]] = field(default_factory=dict)
+    # How long the recorded work took (e.g. training): the run then starts that long
+    # before it is written, so MLflow shows the real duration, not the logging time.
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -189,9 +193,12 @@ class MlflowTracker:
     def log_run(self, experiment: str, record: RunRecord) -> tuple[str, str]:
         """Write ``record`` as a finished run of ``experiment``; ``(experiment_id, run_id)``."""
         experiment_id = self.experiment_id(experiment)
+        start_ms = int(time.time() * 1000 - (record.duration_s or 0) * 1000)
         run = self._call(
             f"the start of run {record.name!r}",
-            lambda: self.client.create_run(experiment_id, run_name=record.name, tags=record.tags),
+            lambda: self.client.create_run(
+                experiment_id, start_time=start_ms, run_name=record.name, tags=record.tags
+            ),
         )
         run_id = run.info.run_id
         self._call(f"run {record.name!r} ({run_id})", lambda: self._fill(run_id, record))

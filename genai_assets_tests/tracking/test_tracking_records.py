@@ -13,6 +13,7 @@ MANIFEST = {
         "train_loss": 2.5,
         "eval_perplexity": None,  # diverged: JSON has no infinity
         "global_step": 3,
+        "train_runtime_s": 12.5,
         "loss_history": [
             {"step": 1, "loss": 4.0, "learning_rate": 0.005},
             {"step": 2, "loss": 3.0, "learning_rate": 0.004},
@@ -44,7 +45,9 @@ def test_fine_tuning_record_has_the_loss_curve_step_by_step_and_the_splits(tmp_p
         "train_loss": 2.5,
         "eval_perplexity": None,
         "global_step": 3.0,
+        "train_runtime_s": 12.5,
     }
+    assert record.duration_s == 12.5  # the MLflow run spans the training, not the logging
     assert (record.params["n_train"], record.params["n_eval"]) == (64, 16)
     assert record.params["dataset_hash"] == record.tags["dataset_hash"] == "abc"
     assert record.artifacts == {"model": [tmp_path / "manifest.json", tmp_path / "config.json"]}
