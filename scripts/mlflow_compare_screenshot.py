@@ -1,4 +1,4 @@
-"""Screenshot of MLflow's comparison of the latest fine-tuning runs, in headless Chromium.
+r"""Screenshot of MLflow's comparison of the latest fine-tuning runs, in headless Chromium.
 
 Usage::
 
@@ -28,6 +28,7 @@ CHROMIUM_FLAGS = [
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Take the screenshot; exit 1 when there is nothing to compare."""
     parser = argparse.ArgumentParser(prog="python scripts/mlflow_compare_screenshot.py")
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--out", required=True)
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         for section in ("Visualizations", "Run details"):
             page.get_by_text(section, exact=True).first.click()
         page.get_by_text("Metrics", exact=True).first.wait_for()
+        page.get_by_role("switch").first.click()  # parameters: only those that differ
         page.wait_for_timeout(1000)
         page.screenshot(path=args.out)
         browser.close()
