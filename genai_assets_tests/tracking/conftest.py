@@ -6,7 +6,9 @@
   scrape must be), with the shipped alert rules loaded.
 """
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -46,22 +48,29 @@ def wait_until_ready(process: subprocess.Popen, url: str, log: Path, timeout_s: 
 def start(command: list[str], ready_url: str, folder: Path, timeout_s: float = 90):
     log = folder / "server.log"
     with log.open("wb") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=folder)
+        # A session of its own: `mlflow server` runs its web server as a child process,
+        # and stopping the session's group stops both.
+        process = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True
+        )
     try:
         wait_until_ready(process, ready_url, log, timeout_s)
     except BaseException:
-        process.kill()
-        process.wait()
+        stop(process)
         raise
     return process
 
 
 def stop(process: subprocess.Popen) -> None:
-    process.terminate()
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:  # the server and its children have exited already
+        process.wait()
+        return
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
