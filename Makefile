@@ -28,7 +28,8 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-# Debian packages the tests use (PostgreSQL, Chromium); installed only when missing.
+# Debian packages the tests use (PostgreSQL, Chromium, Prometheus and its Pushgateway); installed
+# only when missing.
 system-deps:
 	./scripts/install_system_deps.sh
 

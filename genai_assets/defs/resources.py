@@ -17,7 +17,9 @@ from genai_assets.io_managers import LocalFormatIOManager, S3FormatIOManager
 from genai_assets.resources.document_store import LocalDocumentStore, S3DocumentStore
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
+from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
+from genai_assets.resources.prometheus import PushgatewayResource
 from genai_assets.resources.prompt_source import PromptSourceResource
 from genai_assets.resources.qdrant import QdrantResource
 from genai_assets.resources.training_runner import TrainingRunnerResource
@@ -137,7 +139,34 @@ def build_resources(environment: str) -> dict[str, object]:
         )
     else:
         resources["training_runner"] = TrainingRunnerResource()
+    resources.update(observability_resources())
     return resources
+
+
+def observability_resources() -> dict[str, object]:
+    """``mlflow`` and ``prometheus``, each off unless its URL is set; secrets through dg.EnvVar.
+
+    ``mlflow``: ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``
+    or ``_TOKEN``); ``GENAI_ASSETS_MLFLOW_ON_FAILURE=warn`` makes recording best
+    effort (the materialization then says what was not recorded); the default
+    fails the step. ``prometheus``: ``PROMETHEUS_PUSHGATEWAY_URL`` (and
+    ``PROMETHEUS_PUSHGATEWAY_USERNAME``/``_PASSWORD``), used by metrics_push_sensor.
+    """
+    return {
+        "prometheus": PushgatewayResource(
+            url=dg.EnvVar("PROMETHEUS_PUSHGATEWAY_URL").get_value() or None,
+            username=_optional_secret("PROMETHEUS_PUSHGATEWAY_USERNAME"),
+            password=_optional_secret("PROMETHEUS_PUSHGATEWAY_PASSWORD"),
+        ),
+        "mlflow": MlflowTrackingResource(
+            tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI").get_value() or None,
+            registry_uri=dg.EnvVar("MLFLOW_REGISTRY_URI").get_value() or None,
+            username=_optional_secret("MLFLOW_TRACKING_USERNAME"),
+            password=_optional_secret("MLFLOW_TRACKING_PASSWORD"),
+            token=_optional_secret("MLFLOW_TRACKING_TOKEN"),
+            on_failure=dg.EnvVar("GENAI_ASSETS_MLFLOW_ON_FAILURE").get_value() or "fail",
+        ),
+    }
 
 
 @dg.definitions

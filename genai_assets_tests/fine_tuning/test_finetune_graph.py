@@ -21,6 +21,7 @@ from dagster_aws.s3 import S3Resource
 from genai_assets.defs.fine_tuning import assets, checks, jobs
 from genai_assets.finetune import paths, serving, weights
 from genai_assets.io_managers import LocalFormatIOManager
+from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.training_runner import TrainingRunnerResource
 
 pytestmark = pytest.mark.slow
@@ -99,6 +100,7 @@ def materialize(
             "s3": S3Resource(),  # unused: the training data is a local folder here
             # The project's IO manager: asset values must be storable as JSON.
             "io_manager": LocalFormatIOManager(base_dir=str(home / "io")),
+            "mlflow": MlflowTrackingResource(),  # off; genai_assets_tests/tracking turns it on
         },
         instance=home.instance,
         raise_on_error=False,
@@ -262,7 +264,8 @@ def test_better_candidate_is_promoted_and_rollback_restores_the_previous_config(
     assert promoted["model_dir"] == result.output_for_node("fine_tuned_model")["path"]
 
     rollback = jobs.rollback_serving_config.execute_in_process(
-        run_config={"ops": {"rollback_serving_config_op": {"config": {"reason": "test"}}}}
+        run_config={"ops": {"rollback_serving_config_op": {"config": {"reason": "test"}}}},
+        resources={"mlflow": MlflowTrackingResource()},
     )
     assert rollback.success
     assert serving.current_entry(paths.serving_dir()) == previous

@@ -22,6 +22,7 @@ from genai_assets.finetune import dataset as ds
 from genai_assets.finetune import eval_set, evaluation, paths, serving, weights
 from genai_assets.finetune.k8s import GpuPodSettings, k8s_op_tags
 from genai_assets.finetune.tiny_model import TINY_MODEL_LABEL, ensure_tiny_model
+from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.training_runner import TrainingRunnerResource
 from genai_assets.training.sft import (
     MANIFEST,
@@ -290,6 +291,7 @@ def fine_tuned_model(
     context: dg.AssetExecutionContext,
     config: FineTuneConfig,
     training_runner: TrainingRunnerResource,
+    mlflow: MlflowTrackingResource,
     base_model: dict,
     training_dataset: dict,
 ) -> dg.Output[dict]:
@@ -306,7 +308,7 @@ def fine_tuned_model(
     )
     reused = _last_candidate_if_unchanged(context, fingerprint)
     if reused is not None:
-        output, manifest, run_id = reused
+        output, manifest, run_id, model_version = reused
         reason = (
             f"nothing changed since run {run_id[:8]}: same training data, base model, "
             f"hyperparameters and training code, so training would reproduce {output}; "
@@ -314,7 +316,7 @@ def fine_tuned_model(
         )
         context.log.info(reason)
         return dg.Output(
-            _model_value(output, manifest),
+            _model_value(output, manifest, model_version),
             metadata={
                 "trained": dg.MetadataValue.bool(False),
                 "reason": reason,
@@ -324,6 +326,9 @@ def fine_tuned_model(
                 "dataset_hash": training_dataset["content_hash"],
             },
         )
+    # Hours of training must not end in a run that cannot be recorded (checked after the
+    # reuse above: a run that trains nothing records nothing new).
+    mlflow.check_reachable(context, "the fine-tuning run")
     output = paths.models_dir() / f"sft-{context.run_id[:8]}-{context.retry_number}"
     job = TrainingJob(
         base_model=name_or_path,
@@ -364,11 +369,18 @@ def fine_tuned_model(
     for key, point in (("first_loss", history[:1]), ("last_loss", history[-1:])):
         if point and point[0]["loss"] is not None:
             metadata[key] = dg.MetadataValue.float(float(point[0]["loss"]))
-    return dg.Output(_model_value(output, manifest), metadata=metadata)
+    model_version, tracked = mlflow.record_fine_tuning(
+        context, config.model_dump(), base_model, training_dataset, manifest, output / MANIFEST
+    )
+    metadata.update(tracked)
+    if model_version is not None:  # found again by a run that reuses this candidate
+        metadata["mlflow_model"] = dg.MetadataValue.json(model_version)
+    return dg.Output(_model_value(output, manifest, model_version), metadata=metadata)
 
 
-def _model_value(output: Path, manifest: dict) -> dict:
+def _model_value(output: Path, manifest: dict, model_version: dict | None) -> dict:
     return {
+        "mlflow": model_version,  # the registered version, for eval_report and serving_config
         "path": str(output),
         "manifest_path": str(output / MANIFEST),
         "artifact": manifest["artifact"],
@@ -384,8 +396,8 @@ def _model_value(output: Path, manifest: dict) -> dict:
 
 def _last_candidate_if_unchanged(
     context: dg.AssetExecutionContext, fingerprint: str
-) -> tuple[Path, dict, str] | None:
-    """The last candidate's folder, manifest and run, when its inputs were these.
+) -> tuple[Path, dict, str, dict | None] | None:
+    """The last candidate's folder, manifest, run and MLflow version, when its inputs were these.
 
     Only when its folder is still there with the same fingerprint and the weights
     its manifest recorded; anything else (no earlier candidate, other inputs, a
@@ -411,7 +423,8 @@ def _last_candidate_if_unchanged(
     except weights.WeightsMismatch as error:
         context.log.warning(f"{error}: training again")
         return None
-    return output, manifest, event.run_id
+    registered = metadata.get("mlflow_model")
+    return output, manifest, event.run_id, registered.value if registered is not None else None
 
 
 class EvalReportConfig(dg.Config):
@@ -497,6 +510,7 @@ def _previous_evaluation(context: dg.AssetExecutionContext, key: str) -> dict | 
 def eval_report(
     context: dg.AssetExecutionContext,
     config: EvalReportConfig,
+    mlflow: MlflowTrackingResource,
     base_model: dict,
     training_dataset: dict,
     fine_tuned_model: dict,
@@ -614,6 +628,9 @@ def eval_report(
         "n_held_out_records": dg.MetadataValue.int(len(held_out)),
         "evaluation_key": key,
         "evaluated": dg.MetadataValue.bool(reused is None),
+        **mlflow.record_evaluation(
+            context, value, [report_dir / "eval_report.md", report_dir / "eval_report.json"]
+        ),
     }
     for prefix, scored in (("", results), ("held_out_", held_out_results)):
         for name, result in scored.items():
@@ -662,7 +679,10 @@ def _max_model_len(model_dir: Path, base_model: str) -> int:
     "and records the config in effect, with the reason.",
 )
 def serving_config(
-    context: dg.AssetExecutionContext, config: ServingConfigConfig, eval_report: dict
+    context: dg.AssetExecutionContext,
+    config: ServingConfigConfig,
+    mlflow: MlflowTrackingResource,
+    eval_report: dict,
 ):
     """Promote the candidate: write vllm_serve.yaml and the serving state."""
     serving_dir = paths.serving_dir()
@@ -705,6 +725,8 @@ def serving_config(
         dtype=config.dtype,
         tensor_parallel_size=config.tensor_parallel_size,
     )
+    # The registry alias must follow the promotion: check MLflow answers before promoting.
+    mlflow.check_reachable(context, "the champion alias")
     try:
         entry = serving.promote(
             serving_dir,
@@ -722,6 +744,7 @@ def serving_config(
                 },
                 "replaced": eval_report["champion_source"],
                 "run_id": context.run_id,
+                "mlflow": candidate.get("mlflow"),  # kept so a rollback can move the alias back
             },
             expected_version=eval_report["champion_version"],
         )
@@ -741,6 +764,7 @@ def serving_config(
                 f"`vllm serve --config {config_path}`; locally: "
                 f"`transformers serve {model_dir} --device cpu`"
             ),
+            **mlflow.record_serving(context, entry.get("mlflow")),
         },
     )
 

@@ -5,6 +5,7 @@ from pydantic import Field
 
 from genai_assets.defs.automation.jobs import FINE_TUNING_GROUP
 from genai_assets.finetune import paths, serving
+from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 
 
 class RollbackConfig(dg.Config):
@@ -14,9 +15,12 @@ class RollbackConfig(dg.Config):
 
 
 @dg.op(description="Restore the previous serving config; the current one is kept as rolled back.")
-def rollback_serving_config_op(context: dg.OpExecutionContext, config: RollbackConfig) -> dict:
+def rollback_serving_config_op(
+    context: dg.OpExecutionContext, config: RollbackConfig, mlflow: MlflowTrackingResource
+) -> dict:
     """Roll back and record a materialization of serving_config with the restored entry."""
     serving_dir = paths.serving_dir()
+    mlflow.check_reachable(context, "the champion alias")  # before the rollback, as promotion
     try:
         restored = serving.rollback(serving_dir, reason=config.reason)
     except ValueError as error:
@@ -30,6 +34,8 @@ def rollback_serving_config_op(context: dg.OpExecutionContext, config: RollbackC
                 "model_dir": dg.MetadataValue.path(restored["model_dir"]),
                 "config_path": dg.MetadataValue.path(str(serving_dir / serving.VLLM_CONFIG)),
                 "rollback": dg.MetadataValue.bool(True),
+                # The registry alias follows: champion is the restored model's version again.
+                **mlflow.record_serving(context, restored.get("mlflow")),
             },
         )
     )

@@ -45,6 +45,7 @@ from genai_assets.rag.index_evaluation import (
 )
 from genai_assets.rag.ragas_metrics import LLM_METRICS
 from genai_assets.resources.embeddings import SentenceTransformerResource
+from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.qdrant import QdrantResource
 
@@ -137,6 +138,7 @@ def rag_quality_metrics(
     embedder: SentenceTransformerResource,
     qdrant: QdrantResource,
     llm: OpenAICompatibleResource,
+    mlflow: MlflowTrackingResource,
 ) -> dg.MaterializeResult:
     """Evaluate the candidate collection (and the serving one) on the golden set."""
     candidate = document_embeddings["collection"]
@@ -287,6 +289,18 @@ def rag_quality_metrics(
             context.log.warning(f"LLM metrics failed for {row['id']}: {row['llm_error']}")
         if len(llm_errors) > 5:
             context.log.warning(f"... and {len(llm_errors) - 5} more questions (see metadata)")
+    evaluated = [
+        (role, r.collection, m, mean_scores([x for x in rows if x["role"] == role], ALL_METRICS))
+        for role, m, r in retrievals
+    ]
+    params = {
+        "k": k,
+        "query_mode": config.query_mode,
+        "alias": alias,
+        "golden_set": str(path),
+        "questions": len(questions),
+    }
+    metadata.update(mlflow.record_rag_quality(context, evaluated, params))
     return dg.MaterializeResult(value=rows, metadata=metadata)
 
 

@@ -1,0 +1,1 @@
+"""Experiment tracking (MLflow) and pipeline metrics (Prometheus); no dagster import."""
