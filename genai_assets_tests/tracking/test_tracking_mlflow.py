@@ -18,12 +18,13 @@ from genai_assets.defs.rag import assets as rag_assets
 from genai_assets.defs.rag import quality
 from genai_assets.defs.resources import build_resources
 from genai_assets.finetune import paths, serving
+from genai_assets.finetune.eval_set import write_eval_set
 from genai_assets.io_managers import LocalFormatIOManager
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.training_runner import TrainingRunnerResource
-from genai_assets_tests.fine_tuning.conftest import good_records, write_jsonl
+from genai_assets_tests.fine_tuning.conftest import eval_records, good_records, write_jsonl
 from genai_assets_tests.tracking.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,14 @@ def training_data_dir(tmp_path_factory):
     records = good_records()
     write_jsonl(folder / "chat.jsonl", [r for r in records if "messages" in r])
     write_jsonl(folder / "instructions.jsonl", [r for r in records if "messages" not in r])
+    # The fine-tuning tests' fixed evaluation set, on the same facts as these records (kept
+    # outside the folder, which is read whole as training data).
+    write_eval_set(eval_set_path(folder), eval_records(), "skyline-test", 1)
     return folder
+
+
+def eval_set_path(training_data_dir):
+    return training_data_dir.parent / f"{training_data_dir.name}_eval" / "skyline_test_v1.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +73,13 @@ def fine_tune(home, training_data_dir, mlflow, training=None, selection=None):
         "base_model": {
             "config": {"tokenizer_text_dirs": [str(training_data_dir)], "pretrain_text_dirs": []}
         },
-        "training_dataset": {"config": {"source": str(training_data_dir), "min_valid_records": 40}},
+        "training_dataset": {
+            "config": {
+                "source": str(training_data_dir),
+                "min_valid_records": 40,
+                "eval_set": str(eval_set_path(training_data_dir)),
+            }
+        },
         "fine_tuned_model": {
             "config": {"max_steps": 30, "batch_size": 8, "logging_steps": 5, **(training or {})}
         },
