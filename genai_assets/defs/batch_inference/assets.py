@@ -17,6 +17,7 @@ from genai_assets import settings
 from genai_assets.batch_inference.engine import RetryPolicy
 from genai_assets.batch_inference.pricing import Price, resolve_price
 from genai_assets.batch_inference.runner import BatchSettings, run_batch_file
+from genai_assets.defs.automation.policies import LLM_POOL, external_retry_policy
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.prompt_source import PromptSourceResource
 
@@ -135,7 +136,8 @@ def _failures_table(failed: list[dict]) -> dg.TableMetadataValue:
     group_name="batch_inference",
     kinds={"openai", "python"},
     tags={"stage": "inference"},
-    pool="llm_api",
+    pool=LLM_POOL,
+    retry_policy=external_retry_policy(),
     # Bump when the request built from an input line, or the result row, changes shape.
     code_version="1",
     owners=["team:ml-platform"],

@@ -18,6 +18,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from genai_assets import settings
+from genai_assets.defs.automation.policies import GPU_POOL, external_retry_policy
 from genai_assets.finetune import dataset as ds
 from genai_assets.finetune import evaluation, paths, serving
 from genai_assets.finetune.k8s import GpuPodSettings, k8s_op_tags
@@ -56,6 +57,8 @@ class BaseModelConfig(dg.Config):
     code_version="1",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"huggingface"},
+    owners=["team:ml-platform"],
+    tags={"stage": "model"},
     description="The model fine-tuning starts from. By default a tiny GPT-2-architecture "
     "model built on this machine (tokenizer trained on local text, a few epochs of "
     "next-token training on the sample corpus): a stand-in for a pretrained model, since "
@@ -128,6 +131,9 @@ def _source_lines(source: str, s3: S3Resource):
     code_version="1",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"json"},
+    owners=["team:ml-platform"],
+    tags={"stage": "data"},
+    retry_policy=external_retry_policy(),  # an s3:// source
     description="Validated chat conversations split into train and eval by record hash; bad "
     "lines are quarantined with their line number and reason.",
 )
@@ -249,7 +255,9 @@ def _loss_table(history: list[dict], rows: int = 25) -> str:
     code_version="1",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"pytorch", "huggingface"},
-    pool="gpu_training",
+    owners=["team:ml-platform"],
+    tags={"stage": "training"},
+    pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
     description="The base model fine-tuned on the training split (LoRA by default), trained "
     "by `python -m genai_assets.training.sft` under Dagster Pipes: a local subprocess or a "
@@ -350,6 +358,8 @@ def _champion(base: dict) -> tuple[str, str]:
     code_version="1",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"pytorch"},
+    owners=["team:ml-platform"],
+    tags={"stage": "evaluation"},
     description="Held-out perplexity, ROUGE-L and BLEU of the candidate, the base model and "
     "the champion (the model the serving config names), side by side, with the gate verdict.",
 )
@@ -439,6 +449,8 @@ def _max_model_len(model_dir: Path, base_model: str) -> int:
     code_version="1",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"yaml"},
+    owners=["team:ml-platform"],
+    tags={"stage": "serving"},
     description="The vLLM serve config for the promoted model (written atomically, previous "
     "configs kept in a history; rollback with the rollback_serving_config job). Only "
     "materialized when the promotion_gate check passes.",

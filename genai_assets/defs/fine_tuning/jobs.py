@@ -1,9 +1,20 @@
-"""The rollback of the serving config (fine_tuning_job itself comes from defs/automation)."""
+"""The fine-tuning domain's jobs: fine_tuning_job, and the rollback of the serving config."""
 
 import dagster as dg
 from pydantic import Field
 
+from genai_assets.defs.automation.domains import DOMAIN_TAG, FINE_TUNING_GROUP, FINE_TUNING_JOB
 from genai_assets.finetune import paths, serving
+
+fine_tuning_job = dg.define_asset_job(
+    name=FINE_TUNING_JOB,
+    selection=dg.AssetSelection.groups(FINE_TUNING_GROUP),
+    description="Fine-tune the model: build the training dataset, train, evaluate against the "
+    "promotion gate and publish the serving config.",
+    # One fine-tuning run at a time (dagster.yaml's tag_concurrency_limits): two would
+    # fight over the same GPU.
+    tags={DOMAIN_TAG: FINE_TUNING_GROUP},
+)
 
 
 class RollbackConfig(dg.Config):

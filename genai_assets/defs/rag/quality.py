@@ -16,6 +16,7 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
+from genai_assets.defs.automation.policies import QDRANT_POOL, external_retry_policy
 from genai_assets.rag.blue_green import BlueGreenError, BlueGreenIndex, SwapResult
 from genai_assets.rag.embedder import Embedder, resolve_model_path
 from genai_assets.rag.evaluation import (
@@ -86,6 +87,8 @@ def _aggregates_metadata(prefix: str, means: dict[str, float | None]) -> dict[st
     tags={"stage": "evaluation"},
     # Bump when the metrics or how they are computed change (scores stop being comparable).
     code_version="1",
+    retry_policy=external_retry_policy(),
+    pool=QDRANT_POOL,
     description="How well the index that document_embeddings just wrote answers the golden "
     "set: per question, the top-k chunks' hit rate, recall, reciprocal rank and nDCG, the "
     "ragas metrics that need no LLM, and (with an LLM configured) an answer generated from "
@@ -351,6 +354,8 @@ def _swap_metadata(result: SwapResult) -> dict[str, object]:
     owners=["team:ml-platform"],
     tags={"stage": "serving"},
     code_version="1",  # bump when promotion or retention of collections changes
+    retry_policy=external_retry_policy(),
+    pool=QDRANT_POOL,
     deps=[rag_quality_metrics],
     description="The index readers use: the alias (qdrant resource's `collection`) pointed at "
     "the collection that passed the quality gate, by an atomic alias swap. The collection it "
@@ -433,7 +438,9 @@ class RollbackConfig(dg.Config):
     reason: str = Field(default="manual rollback", description="Recorded in the history.")
 
 
-@dg.op(description="Point the serving alias back at the previous kept collection.")
+@dg.op(
+    description="Point the serving alias back at the previous kept collection.", pool=QDRANT_POOL
+)
 def rollback_rag_serving_index(
     context: dg.OpExecutionContext, config: RollbackConfig, qdrant: QdrantResource
 ) -> dict:
