@@ -24,9 +24,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The instance configuration lives in deploy/, not at the checkout root: `dg dev` warns
+# about a dagster.yaml in the folder it runs in that is not DAGSTER_HOME's.
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	cp deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 # Debian packages the tests use (PostgreSQL, Chromium); installed only when missing.
 system-deps:

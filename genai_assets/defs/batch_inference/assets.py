@@ -98,7 +98,7 @@ def _price(config: BatchInferenceConfig, model: str) -> Price | None:
             Path(config.price_table_path) if config.price_table_path else None,
         )
     except ValueError as error:  # a bad setting: fail before any request is sent
-        raise dg.Failure(f"batch_inference_results prices: {error}") from error
+        raise dg.Failure(f"batch_inference_results prices: {error}", allow_retries=False) from error
 
 
 FAILURES_SCHEMA = dg.TableSchema(
@@ -168,7 +168,8 @@ def batch_inference_results(
     if not model:
         raise dg.Failure(
             "batch_inference_results needs a model: set OPENAI_MODEL (and OPENAI_BASE_URL "
-            "for vLLM or `transformers serve`) for the `llm` resource, or the `model` config"
+            "for vLLM or `transformers serve`) for the `llm` resource, or the `model` config",
+            allow_retries=False,  # configuration: a retry cannot succeed
         )
     partition = context.partition_key
     work_dir = work_dir_for(partition)
