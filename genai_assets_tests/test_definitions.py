@@ -128,6 +128,14 @@ def test_document_sources_from_env(monkeypatch, value, expected):
     assert build_resources("local")["document_sources"].sources == expected
 
 
+def test_no_instance_config_at_the_checkout_root():
+    """`dg dev` runs in the checkout and warns about a dagster.yaml there that is not
+    DAGSTER_HOME's; the local instance config lives in deploy/ (the Makefile copies it)."""
+    assert not (PROJECT_ROOT / "dagster.yaml").exists()
+    assert not (PROJECT_ROOT / "dagster.yml").exists()
+    assert "deploy/dagster.yaml" in (PROJECT_ROOT / "Makefile").read_text()
+
+
 def test_dg_check_defs_passes(tmp_path):
     """`dg check defs` in the project root, with the project's dagster.yaml as the instance."""
     home = tmp_path / "dagster_home"

@@ -177,8 +177,10 @@ def with_freshness_policies(defs: dg.Definitions) -> dg.Definitions:
     """``defs`` with freshness policies and remediation conditions (see the module docstring).
 
     Policies go on the FRESHNESS_ASSETS present in ``defs``; the remediation
-    condition and tag on them and their same-group ancestors. Only those assets are
-    mapped: every other definition object stays the one its module holds.
+    condition and tag on them and their same-group ancestors. Dagster's spec mapping
+    returns a new definition object for every asset (unchanged outside the
+    selection), so sensors and jobs select assets by key or group, never hold the
+    asset object.
     """
     _require_each_asset_listed_once(defs)
     graph = defs.resolve_asset_graph()
@@ -212,14 +214,16 @@ def _require_each_asset_listed_once(defs: dg.Definitions) -> None:
     """
     counts = Counter(id(item) for item in defs.assets or [])
     twice = sorted(
-        key.to_user_string()
-        for item in defs.assets or []
-        if counts[id(item)] > 1 and isinstance(item, dg.AssetsDefinition)
-        for key in item.keys
+        {
+            key.to_user_string()
+            for item in defs.assets or []
+            if counts[id(item)] > 1 and isinstance(item, dg.AssetsDefinition)
+            for key in item.keys
+        }
     )
     if twice:
         raise dg.DagsterInvalidDefinitionError(
-            f"asset(s) {', '.join(sorted(set(twice)))} are imported into a second module under "
+            f"asset(s) {', '.join(twice)} are imported into a second module under "
             "genai_assets/defs: import their module instead (import ... as ...) or select them "
             "by key, so that each asset object is listed once"
         )
