@@ -272,7 +272,7 @@ def fine_tuned_model(
 ) -> dg.Output[dict]:
     """Train through the training runner; the folder appears only when training completed."""
     hyperparameters = SFTHyperparameters.from_dict(config.model_dump())
-    output = paths.models_dir() / f"sft-{context.run_id[:8]}-{context.retry_number}"
+    output = paths.models_dir() / f"sft-{context.run.run_id[:8]}-{context.retry_number}"
     job = TrainingJob(
         base_model=base_model["name_or_path"],
         dataset_dir=training_dataset["path"],
@@ -392,7 +392,7 @@ def eval_report(
     gate = serving.decide_promotion(results["candidate"], results["champion"], thresholds)
     markdown = evaluation.render_report(results, gate.to_dict())
     markdown += f"\nChampion: {champion_source}. Base model: {base_model['label']}.\n"
-    report_dir = paths.reports_dir() / f"{context.run_id[:8]}"
+    report_dir = paths.reports_dir() / f"{context.run.run_id[:8]}"
     report_dir.mkdir(parents=True, exist_ok=True)
     value = {
         **results,
@@ -494,7 +494,7 @@ def serving_config(
                 for name in ("candidate", "champion", "base")
             },
             "replaced": eval_report["champion_source"],
-            "run_id": context.run_id,
+            "run_id": context.run.run_id,
         },
     )
     config_path = serving_dir / serving.VLLM_CONFIG

@@ -389,7 +389,7 @@ def rag_serving_index(
     with qdrant.open() as client:
         index = BlueGreenIndex(client, alias, keep_previous=config.keep_previous)
         try:
-            result = index.promote(candidate, reason=f"run {context.run_id}")
+            result = index.promote(candidate, reason=f"run {context.run.run_id}")
         except BlueGreenError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
         history = index.history()
