@@ -39,8 +39,11 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m genai_assets.local_run
 
 ## The Dagster UI and daemon (schedules, sensors) on http://127.0.0.1:3000.
+## Run from $(DAGSTER_HOME): Dagster warns about a dagster.yaml in the folder it runs in
+## that is not DAGSTER_HOME's (the checkout's, which this target copied there).
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
+	cd $(DAGSTER_HOME) && $(CURDIR)/$(VENV)/bin/dagster dev -w $(CURDIR)/workspace.yaml \
+		--host 127.0.0.1 --port 3000
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest

@@ -36,7 +36,7 @@ BATCH_PARTITIONS = "batch_prompt_files"
 
 def run_job(name: str, instance: dg.DagsterInstance, **kwargs: object) -> bool:
     """Execute one job of freshly loaded definitions in this process; True on success."""
-    job = load_definitions().get_job_def(name)
+    job = load_definitions().resolve_job_def(name)
     log.info(f"running {name} ...")
     result = job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
     for event in result.get_step_failure_events():

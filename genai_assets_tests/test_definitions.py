@@ -6,13 +6,16 @@ something. The RAG ingestion group is pinned key by key: an unintended change
 to its shape fails here.
 """
 
+import ast
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
 from genai_assets import settings
@@ -65,6 +68,43 @@ def test_rag_ingestion_group_is_pinned(asset_nodes):
     assert actual == RAG_GROUP
     for key in RAG_GROUP:
         assert rag[key].owners == ["team:ml-platform"], key
+
+
+def test_loading_and_resolving_jobs_warns_nothing_deprecated():
+    """load_from_defs_folder, resolved jobs, no rebuilt ops: no Dagster deprecation at load."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        definitions = load_definitions()
+        repository = definitions.get_repository_def()
+        for name in repository.job_names:
+            definitions.resolve_job_def(name)
+    unwanted = [
+        f"{warning.filename}:{warning.lineno}: {warning.message}"
+        for warning in caught
+        if issubclass(warning.category, (DeprecationWarning, dg.SupersessionWarning))
+        or "Found asset job named" in str(warning.message)
+    ]
+    assert not unwanted, "\n".join(unwanted)
+
+
+def test_the_package_uses_only_public_dagster_apis():
+    """No import of a private Dagster module (``dagster._...``): an upgrade may break those."""
+    private = []
+    for path in sorted((PROJECT_ROOT / "genai_assets").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            private += [
+                f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {name}"
+                for name in names
+                if name.split(".")[0].startswith("dagster") and "._" in name
+            ]
+    assert not private, "\n".join(private)
 
 
 @pytest.mark.parametrize(

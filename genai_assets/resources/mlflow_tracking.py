@@ -113,10 +113,10 @@ class MlflowTrackingResource(dg.ConfigurableResource):
     def _tags(self, context: dg.OpExecutionContext) -> dict[str, str]:
         asset = context.asset_key.to_user_string() if context.has_assets_def else ""
         tags = {
-            "dagster.run_id": context.run_id,
+            "dagster.run_id": context.run.run_id,
             "dagster.job": context.job_name,
             "dagster.asset": asset,
-            "dagster.run_url": alerts.run_url(ops_settings.ui_base_url(), context.run_id),
+            "dagster.run_url": alerts.run_url(ops_settings.ui_base_url(), context.run.run_id),
         }
         if context.has_partition_key:
             tags["dagster.partition"] = context.partition_key
@@ -140,7 +140,7 @@ class MlflowTrackingResource(dg.ConfigurableResource):
         The version ref travels in the asset value to eval_report and serving_config.
         """
         record = mlflow_records.fine_tuning_record(
-            f"fine_tuned_model {context.run_id[:8]}",
+            f"fine_tuned_model {context.run.run_id[:8]}",
             self._tags(context),
             hyperparameters,
             base_model,
@@ -155,7 +155,7 @@ class MlflowTrackingResource(dg.ConfigurableResource):
                 self.registered_model_name,
                 run_id,
                 mlflow_records.MODEL_ARTIFACT_PATH,
-                {"model_dir": str(manifest_path.parent), "dagster.run_id": context.run_id},
+                {"model_dir": str(manifest_path.parent), "dagster.run_id": context.run.run_id},
             )
             return ref, tracker.run_url(experiment_id, run_id)
 
@@ -180,7 +180,7 @@ class MlflowTrackingResource(dg.ConfigurableResource):
             tracker.update_run(
                 ref.run_id,
                 mlflow_records.evaluation_metrics(report),
-                {"gate": verdict, "dagster.eval_report_run_id": context.run_id},
+                {"gate": verdict, "dagster.eval_report_run_id": context.run.run_id},
                 {"eval_report": list(files)},
             )
             tracker.set_model_version_tags(ref, {"gate": verdict})

@@ -20,6 +20,7 @@ from dagster._daemon.freshness import FreshnessDaemon
 from genai_assets.defs.automation.alerts import freshness_alert_sensor, run_failure_alert_sensor
 
 EMBEDDINGS = dg.AssetKey("document_embeddings")
+CODE_LOCATION_NAME = "genai-assets"  # [tool.dg.project] code_location_name
 
 
 @pytest.fixture
@@ -33,7 +34,9 @@ def evaluate_freshness(instance: dg.DagsterInstance) -> None:
     origin = LoadableTargetOrigin(
         module_name="genai_assets.definitions", working_directory=os.getcwd()
     )
-    target = InProcessWorkspaceLoadTarget(InProcessCodeLocationOrigin(origin))
+    # Under the project's code location name, as a code server registers it.
+    location = InProcessCodeLocationOrigin(origin, location_name=CODE_LOCATION_NAME)
+    target = InProcessWorkspaceLoadTarget(location)
     with create_test_daemon_workspace_context(target, instance) as workspace:
         asyncio.run(FreshnessDaemon()._evaluate_assets(workspace))  # noqa: SLF001
 
@@ -69,6 +72,18 @@ def test_policies_are_on_the_assets_that_exist(code_location):
     }
     assert sensor.asset_selection.resolve(graph) == remediated
     assert {EMBEDDINGS, dg.AssetKey("raw_documents")} <= remediated
+
+
+def test_an_asset_object_listed_twice_is_named_instead_of_a_duplicate_key_error():
+    from genai_assets.defs.automation.policies import with_freshness_policies
+
+    @dg.asset(name="document_embeddings", group_name="rag")
+    def document_embeddings_test_double() -> dict:
+        """Test double of the real asset, listed twice as a module importing it would."""
+        return {}
+
+    with pytest.raises(dg.DagsterInvalidDefinitionError, match="document_embeddings are imported"):
+        with_freshness_policies(dg.Definitions(assets=[document_embeddings_test_double] * 2))
 
 
 def test_stale_index_is_announced_and_rebuilt(instance, code_location, http_server, monkeypatch):

@@ -7,10 +7,14 @@ import pytest
 from genai_assets.automation.retries import check_response
 from genai_assets.defs.automation.policies import (
     QDRANT_POOL,
-    apply_operations_policy,
     external_call,
+    external_retry_policy,
 )
 from genai_assets.defs.rag.assets import raw_documents
+
+# What makes a step external: a kind or a resource that reaches a service outside it.
+EXTERNAL_KINDS = frozenset({"openai", "s3", "qdrant", "http", "api", "llm"})
+EXTERNAL_RESOURCE_KEYS = frozenset({"document_sources", "document_store", "qdrant", "llm", "s3"})
 
 
 class FetchConfig(dg.Config):
@@ -19,12 +23,21 @@ class FetchConfig(dg.Config):
     url: str
 
 
-@dg.asset(kinds={"http"})
-def skyvault_release_notes(config: FetchConfig) -> dict:
-    """Fetches the Skyline Vault release notes through ``external_call`` (a real HTTP call)."""
-    with external_call("release notes"):
-        response = check_response("release notes", httpx.get(config.url, timeout=5))
-    return {"text": response.text}
+def release_notes_asset() -> dg.AssetsDefinition:
+    """An asset declared like the project's external assets, after the test set the environment.
+
+    Decorator arguments are evaluated when the asset is declared, as the code server
+    does when it imports the asset modules.
+    """
+
+    @dg.asset(kinds={"http"}, retry_policy=external_retry_policy())
+    def skyvault_release_notes(config: FetchConfig) -> dict:
+        """Fetches the Skyline Vault release notes through ``external_call`` (a real HTTP call)."""
+        with external_call("release notes"):
+            response = check_response("release notes", httpx.get(config.url, timeout=5))
+        return {"text": response.text}
+
+    return skyvault_release_notes
 
 
 @pytest.fixture
@@ -40,9 +53,8 @@ def fast_retries(monkeypatch):
 
 
 def run(instance, url):
-    assets = apply_operations_policy(dg.Definitions(assets=[skyvault_release_notes])).assets
     result = dg.materialize(
-        assets,
+        [release_notes_asset()],
         instance=instance,
         raise_on_error=False,
         run_config={"ops": {"skyvault_release_notes": {"config": {"url": url}}}},
@@ -105,18 +117,33 @@ def test_policy_reaches_external_assets_only(code_location):
     assert by_name["raw_documents"].pool is None
     # raw_documents reads URL and S3 sources through the document_sources resource.
     assert by_name["raw_documents"].retry_policy == embeddings.retry_policy
+    assert by_name["serving_config"].retry_policy is None  # writes local files only
 
 
-def test_an_assets_own_retry_policy_and_pool_are_kept():
-    own = dg.RetryPolicy(max_retries=1)
+def test_every_external_asset_declares_the_retry_policy_and_its_pool(code_location):
+    """The rule a new asset must follow, on its decorator (nothing adds it afterwards)."""
+    shared = external_retry_policy()
+    problems = []
+    for assets_def in code_location.assets:
+        name = assets_def.node_def.name
+        kinds = set().union(*(spec.kinds for spec in assets_def.specs))
+        resources = assets_def.required_resource_keys & EXTERNAL_RESOURCE_KEYS
+        external = sorted((kinds & EXTERNAL_KINDS) | resources)
+        if external and assets_def.node_def.retry_policy != shared:
+            problems.append(f"{name} calls {external}: add retry_policy=external_retry_policy()")
+        if "qdrant" in kinds and assets_def.node_def.pool != QDRANT_POOL:
+            problems.append(f"{name} opens Qdrant: add pool=QDRANT_POOL")
+    assert not problems, "\n".join(problems)
 
-    @dg.asset(kinds={"openai"}, retry_policy=own, pool="llm_api")
-    def answers() -> dict:
-        return {}
 
-    (mapped,) = apply_operations_policy(dg.Definitions(assets=[answers])).assets
-    assert mapped.node_def.retry_policy is own
-    assert mapped.node_def.pool == "llm_api"
+def test_the_retry_policy_reads_the_environment_when_declared(monkeypatch):
+    monkeypatch.setenv("GENAI_ASSETS_RETRY_MAX", "7")
+    monkeypatch.setenv("GENAI_ASSETS_RETRY_DELAY_S", "1.5")
+    policy = release_notes_asset().node_def.retry_policy
+    assert (policy.max_retries, policy.delay) == (7, 1.5)
+    monkeypatch.setenv("GENAI_ASSETS_RETRY_MAX", "many")
+    with pytest.raises(ValueError, match="GENAI_ASSETS_RETRY_MAX='many' is not an integer"):
+        release_notes_asset()
 
 
 def test_a_busy_url_source_retries_raw_documents(instance, http_server, fast_retries, dagster_home):
@@ -128,14 +155,12 @@ def test_a_busy_url_source_retries_raw_documents(instance, http_server, fast_ret
         (429, {"Retry-After": "1"}, "busy"),
         (200, {"Content-Type": "text/markdown"}, "# Quotas\n\nEach vault has a quota in GiB.\n"),
     )
-    defs = apply_operations_policy(
-        dg.Definitions(
-            assets=[raw_documents],
-            resources={
-                "document_sources": DocumentSourcesResource(sources=[http_server.url + "/q.md"]),
-                "document_store": LocalDocumentStore(),
-            },
-        )
+    defs = dg.Definitions(
+        assets=[raw_documents],
+        resources={
+            "document_sources": DocumentSourcesResource(sources=[http_server.url + "/q.md"]),
+            "document_store": LocalDocumentStore(),
+        },
     )
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance, raise_on_error=False
@@ -144,18 +169,3 @@ def test_a_busy_url_source_retries_raw_documents(instance, http_server, fast_ret
     times = [request.at for request in http_server.received]
     assert len(times) == 2 and times[1] - times[0] >= 1.0
     assert result.output_for_node("raw_documents")[0]["title"] == "Quotas"
-
-
-def test_an_asset_a_sensor_holds_as_an_object_is_left_alone():
-    @dg.asset(kinds={"openai"})
-    def summaries() -> dict:
-        return {}
-
-    @dg.sensor(target=[summaries])
-    def summaries_sensor(context):
-        return None
-
-    defs = apply_operations_policy(dg.Definitions(assets=[summaries], sensors=[summaries_sensor]))
-    defs.get_repository_def()  # loads: no second object with the same key
-    assert defs.assets == [summaries]
-    assert summaries.node_def.retry_policy is None

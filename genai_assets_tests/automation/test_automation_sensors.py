@@ -5,12 +5,12 @@ import os
 import dagster as dg
 import pytest
 
-from genai_assets.defs.automation.jobs import add_missing_domain_jobs, domain_job
 from genai_assets.defs.automation.schedules import build_schedules
 from genai_assets.defs.automation.sensors import (
     build_document_sources_sensor,
     build_training_data_sensor,
 )
+from genai_assets.defs.fine_tuning.jobs import fine_tuning_job
 from genai_assets.resources.documents import DocumentSourcesResource
 
 
@@ -123,12 +123,10 @@ def test_training_data_sensor(tmp_path, monkeypatch, instance):
     sensor = build_training_data_sensor(minimum_interval_seconds=30)
     with_group = dg.Definitions(
         assets=[training_dataset_test_double],
-        jobs=[domain_job("fine_tuning_job")],
+        jobs=[fine_tuning_job],
         sensors=[sensor],
     ).get_repository_def()
-    without_group = dg.Definitions(
-        jobs=[domain_job("fine_tuning_job")], sensors=[sensor]
-    ).get_repository_def()
+    without_group = dg.Definitions(jobs=[fine_tuning_job], sensors=[sensor]).get_repository_def()
 
     requests, cursor = tick(sensor, instance, None, with_group)
     assert requests == [] and cursor is None  # the folder does not exist yet
@@ -167,9 +165,7 @@ def test_schedules_read_cron_and_timezone_at_load(monkeypatch, instance, code_lo
 
 def test_schedule_skips_a_group_without_assets(instance):
     schedule = {s.name: s for s in build_schedules()}["weekly_fine_tuning"]
-    repo = dg.Definitions(
-        jobs=[domain_job("fine_tuning_job")], schedules=[schedule]
-    ).get_repository_def()
+    repo = dg.Definitions(jobs=[fine_tuning_job], schedules=[schedule]).get_repository_def()
     context = dg.build_schedule_context(instance=instance, repository_def=repo)
     result = schedule.evaluate_tick(context)
     assert not result.run_requests
@@ -198,13 +194,23 @@ def test_code_location_wiring(code_location):
     assert os.environ.get("GENAI_ASSETS_ALERT_WEBHOOK_URL") is None
 
 
-def test_domain_jobs_defined_by_a_domain_are_kept():
-    own = dg.define_asset_job("fine_tuning_job", selection=dg.AssetSelection.groups("fine_tuning"))
-    defs = add_missing_domain_jobs(dg.Definitions(jobs=[own]))
-    jobs = {job.name: job for job in defs.jobs}
-    assert jobs["fine_tuning_job"] is own
-    assert set(jobs) == {"fine_tuning_job", "rag_refresh_job", "batch_inference_job"}
-    defs.get_repository_def()  # no duplicate definitions
+def test_each_domain_defines_its_own_job(code_location):
+    """The jobs the schedules and sensors name come from the domains, each selecting its group."""
+    from genai_assets.defs.automation import domains
+    from genai_assets.defs.batch_inference.jobs import batch_inference_job
+    from genai_assets.defs.rag.jobs import rag_refresh_job
+
+    repo = code_location.get_repository_def()
+    for job, group in [
+        (rag_refresh_job, domains.RAG_GROUP),
+        (fine_tuning_job, domains.FINE_TUNING_GROUP),
+        (batch_inference_job, domains.BATCH_INFERENCE_GROUP),
+    ]:
+        assert job.tags == {domains.DOMAIN_TAG: group}
+        resolved = code_location.resolve_job_def(job.name)
+        assert set(resolved.asset_layer.executable_asset_keys) == set(
+            domains.group_asset_keys(repo, group)
+        ), job.name
 
 
 def test_automation_default_status_follows_the_environment(monkeypatch):
@@ -273,7 +279,7 @@ def test_a_new_training_data_sensor_starts_from_the_last_materialization(
     sensor = build_training_data_sensor(minimum_interval_seconds=30)
     defs = dg.Definitions(
         assets=[training_dataset_reader_test_double],
-        jobs=[domain_job("fine_tuning_job")],
+        jobs=[fine_tuning_job],
         sensors=[sensor],
     )
     assert dg.materialize([training_dataset_reader_test_double], instance=instance).success

@@ -8,6 +8,10 @@ genai_assets_tests.k8s_validation.
 """
 
 import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
 from typing import Any
 
 import dagster as dg
@@ -21,8 +25,9 @@ from dagster_k8s.job import (
     get_user_defined_k8s_config,
 )
 
-from genai_assets import deployment
+from genai_assets import deployment, settings
 from genai_assets.definitions import defs as load_definitions
+from genai_assets.defs.automation.policies import embedding_op_tags
 from genai_assets_tests.k8s_validation import (
     from_dagster_k8s_dict,
     validate_k8s_fragment,
@@ -246,18 +251,35 @@ def test_snake_case_pod_specs_are_validated_in_kubernetes_form(helm_gpu_env) -> 
 
 
 EMBEDDING_GPUS = "GENAI_ASSETS_EMBEDDING_GPUS"
+_EMBEDDING_STEP = """
+import json
+from genai_assets.definitions import defs
+op = defs().resolve_assets_def("document_embeddings").node_def
+print(json.dumps({"name": op.name, "tags": dict(op.tags), "pool": op.pool,
+                  "retries": op.retry_policy.max_retries if op.retry_policy else None}))
+"""
 
 
-def _embedding_op() -> dg.OpDefinition:
-    return load_definitions().get_assets_def("document_embeddings").node_def
+def _embedding_op_loaded_with(env: dict[str, str]) -> SimpleNamespace:
+    """The document_embeddings op as a code server started with ``env`` loads it.
+
+    Its op tags are declared on the decorator, so they are read when the asset
+    module is imported: a fresh process, like the code server's.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", _EMBEDDING_STEP],
+        env={**os.environ, "PYTHONPATH": str(settings.PROJECT_ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return SimpleNamespace(**json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def test_document_embeddings_runs_on_a_gpu_when_the_deployment_asks(
-    helm_gpu_env, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(EMBEDDING_GPUS, "1")
-    op = _embedding_op()
-    assert op.pool == "qdrant_local" and op.retry_policy is not None  # policy kept
+def test_document_embeddings_runs_on_a_gpu_when_the_deployment_asks(helm_gpu_env) -> None:
+    op = _embedding_op_loaded_with({EMBEDDING_GPUS: "1"})  # with the Helm values' GPU env
+    assert op.pool == "qdrant_local" and op.retries is not None  # the rest of its policy kept
     job = validate_k8s_object(_job_of_step(op, IMAGE))
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -269,11 +291,13 @@ def test_document_embeddings_runs_on_a_gpu_when_the_deployment_asks(
 
 def test_document_embeddings_stays_on_the_run_pod_by_default(monkeypatch) -> None:
     monkeypatch.delenv(EMBEDDING_GPUS, raising=False)
-    assert "dagster-k8s/config" not in _embedding_op().tags
+    assert embedding_op_tags() == {}
+    op = load_definitions().resolve_assets_def("document_embeddings").node_def
+    assert "dagster-k8s/config" not in op.tags
 
 
 @pytest.mark.parametrize("value", ["two", "-1"])
 def test_embedding_gpus_must_be_a_count(monkeypatch, value: str) -> None:
     monkeypatch.setenv(EMBEDDING_GPUS, value)
     with pytest.raises(ValueError, match=EMBEDDING_GPUS):
-        load_definitions()
+        embedding_op_tags()

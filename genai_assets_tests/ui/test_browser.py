@@ -156,7 +156,7 @@ def dagster_ui(tmp_path_factory) -> Iterator[DagsterUI]:
     home, corpus = root / "dagster_home", root / "corpus"
     home.mkdir()
     corpus.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     for name, text in CORPUS.items():
         (corpus / name).write_text(text)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -181,7 +181,7 @@ def dagster_ui(tmp_path_factory) -> Iterator[DagsterUI]:
         process = subprocess.Popen(
             [sys.executable, "-c", WRAPPER, sys.executable, *command[1:]]
             + ["-h", "127.0.0.1", "-p", str(port)],
-            cwd=home,  # not the checkout: its dagster.yaml is not this instance's
+            cwd=home,  # the instance folder, as `make dev` runs with DAGSTER_HOME
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log_file,

@@ -1,32 +1,42 @@
-"""Cross-cutting operations policy, applied to the whole code location in definitions.py.
+"""Operations policy: the helpers asset decorators use, and the freshness applied in definitions.py.
+
+Declared on each asset, where its reader sees them:
+
+* Retries: an asset that calls an external service (an S3 or URL source, Qdrant,
+  an LLM API) declares ``retry_policy=external_retry_policy()``: exponential
+  backoff with jitter from ``GENAI_ASSETS_RETRY_MAX`` / ``_RETRY_DELAY_S``, and
+  calls the service inside ``external_call(...)`` so that errors that can never
+  succeed fail at once and a ``Retry-After`` is honoured.
+* Pools: a step that opens Qdrant declares ``pool=QDRANT_POOL`` (local mode allows
+  one process per path); LLM API steps ``LLM_POOL``; GPU training ``GPU_POOL``.
+* GPUs: ``document_embeddings`` declares ``op_tags=embedding_op_tags()``: with
+  ``GENAI_ASSETS_EMBEDDING_GPUS`` set, ``dagster-k8s/config`` tags that request
+  that many GPUs (for the ``k8s_job_executor``) on the GPU nodes and image of
+  ``genai_assets.deployment``.
+
+These helpers read the environment when the decorator runs, that is when the code
+server imports the asset modules while it loads the code location (each run worker
+loads it again in its own environment). A retry policy, a pool and op tags are part
+of the op's definition, which Dagster fixes at load; unlike resource config they
+cannot be a ``dg.EnvVar`` resolved at launch, so the existing settings readers
+(``genai_assets.automation.settings``, which validate and name the variable) are
+called here, and secrets stay ``dg.EnvVar`` on the resources.
+
+Applied to the whole code location by definitions.py (``with_freshness_policies``):
 
 * Freshness: ``document_embeddings``, ``rag_quality_metrics`` and ``serving_config``
   get a time-window freshness policy (windows from environment variables).
 * Remediation: when one of them fails its freshness policy, it and its ancestors
   in the same group are requested once (``freshness_failed().newly_true()``),
   evaluated by ``freshness_remediation_sensor``.
-* Retries: every step that calls an external service (kinds such as ``openai``,
-  ``s3``, ``qdrant``, ``http``, the tag ``genai_assets/external``, or a resource
-  such as ``llm``, ``qdrant``, ``document_sources``) gets the shared retry
-  policy, exponential backoff with jitter, unless it has its own.
-* Pools: steps that open Qdrant (local mode allows one process per path) run in
-  the ``qdrant_local`` pool unless they name a pool.
-* GPUs: with ``GENAI_ASSETS_EMBEDDING_GPUS`` set, ``document_embeddings`` carries
-  ``dagster-k8s/config`` op tags that request that many GPUs (for the
-  ``k8s_job_executor``), on the GPU nodes and image of ``genai_assets.deployment``.
-
-Assets call external services inside ``external_call(...)`` so that errors that
-can never succeed fail at once and a ``Retry-After`` is honoured.
 """
 
-import logging
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.op_definition import OpDefinition
-from dagster._record import replace
 
 from genai_assets import deployment
 from genai_assets.automation import settings as ops_settings
@@ -37,18 +47,11 @@ from genai_assets.automation.retries import (
 )
 from genai_assets.finetune.k8s import GpuPodSettings, k8s_op_tags
 
-logger = logging.getLogger(__name__)
-
 FRESHNESS_ASSETS = ("document_embeddings", "rag_quality_metrics", "serving_config")
-EXTERNAL_KINDS = frozenset({"openai", "s3", "qdrant", "http", "api", "llm"})
-# Resources that reach services outside the step: a step that uses one is external.
-EXTERNAL_RESOURCE_KEYS = frozenset({"document_sources", "document_store", "qdrant", "llm", "s3"})
-EXTERNAL_TAG = "genai_assets/external"
 REMEDIATION_TAG = "genai_assets/freshness_remediation"
 QDRANT_POOL = "qdrant_local"
 LLM_POOL = "llm_api"
 GPU_POOL = "gpu_training"
-EMBEDDING_STEP = "document_embeddings"
 
 
 def external_retry_policy() -> dg.RetryPolicy:
@@ -60,6 +63,26 @@ def external_retry_policy() -> dg.RetryPolicy:
         backoff=dg.Backoff.EXPONENTIAL,
         jitter=dg.Jitter.PLUS_MINUS,
     )
+
+
+def embedding_op_tags() -> dict[str, Any]:
+    """The op tags of document_embeddings: a GPU pod when the deployment asks for GPUs.
+
+    Empty while ``GENAI_ASSETS_EMBEDDING_GPUS`` is 0 (the default): the step stays
+    on the run's pod.
+    """
+    gpus = ops_settings.embedding_gpus()
+    if not gpus:
+        return {}
+    pod = GpuPodSettings(
+        gpu_count=gpus,
+        memory="16Gi",
+        cpu="4",
+        node_selector=deployment.gpu_node_selector(),
+        tolerations=tuple(deployment.gpu_tolerations()),
+        image=deployment.gpu_image(),
+    )
+    return k8s_op_tags(pod)
 
 
 @contextmanager
@@ -150,144 +173,57 @@ def _remediation_targets(defs: dg.Definitions, policy_keys: list[dg.AssetKey]) -
     return targets
 
 
-def freshness_spec_mapper(defs: dg.Definitions) -> Callable[[dg.AssetSpec], dg.AssetSpec]:
-    """A spec mapping that adds freshness policies and remediation conditions.
+def with_freshness_policies(defs: dg.Definitions) -> dg.Definitions:
+    """``defs`` with freshness policies and remediation conditions (see the module docstring).
 
     Policies go on the FRESHNESS_ASSETS present in ``defs``; the remediation
-    condition and tag on them and their same-group ancestors.
+    condition and tag on them and their same-group ancestors. Dagster's spec mapping
+    returns a new definition object for every asset (unchanged outside the
+    selection), so sensors and jobs select assets by key or group, never hold the
+    asset object.
     """
-    present = {spec.key for spec in _specs(defs)}
-    policy_keys = [dg.AssetKey(name) for name in FRESHNESS_ASSETS if dg.AssetKey(name) in present]
+    _require_each_asset_listed_once(defs)
+    graph = defs.resolve_asset_graph()
+    policy_keys = [dg.AssetKey(name) for name in FRESHNESS_ASSETS if graph.has(dg.AssetKey(name))]
+    if not policy_keys:
+        return defs
     policies = {key: freshness_policy(key.path[-1]) for key in policy_keys}
-    targets = _remediation_targets(defs, policy_keys) if policy_keys else {}
+    targets = _remediation_targets(defs, policy_keys)
 
     def add_policy(spec: dg.AssetSpec) -> dg.AssetSpec:
-        attributes: dict = {}
-        if spec.key in policies and spec.freshness_policy is None:
-            attributes["freshness_policy"] = policies[spec.key]
-        if spec.key in targets:
-            remediation = remediation_condition(targets[spec.key])
-            attributes["automation_condition"] = (
+        if spec.key in policies:
+            spec = dg.apply_freshness_policy(spec, policies[spec.key], overwrite_existing=False)
+        remediation = remediation_condition(targets[spec.key])
+        return spec.replace_attributes(
+            automation_condition=(
                 spec.automation_condition | remediation
                 if spec.automation_condition is not None
                 else remediation
-            )
-            attributes["tags"] = {**spec.tags, REMEDIATION_TAG: "true"}
-        return spec.replace_attributes(**attributes) if attributes else spec
+            ),
+            tags={**spec.tags, REMEDIATION_TAG: "true"},
+        )
 
-    return add_policy
-
-
-def _specs(defs: dg.Definitions) -> Iterator[dg.AssetSpec]:
-    for item in defs.assets or []:
-        if isinstance(item, dg.AssetSpec):
-            yield item
-        elif isinstance(item, dg.AssetsDefinition):
-            yield from item.specs
+    return defs.map_resolved_asset_specs(func=add_policy, selection=list(targets))
 
 
-def calls_external_service(assets_def: dg.AssetsDefinition) -> bool:
-    """Whether ``assets_def`` calls an external service: by kind, tag or resource used."""
-    if assets_def.required_resource_keys & EXTERNAL_RESOURCE_KEYS:
-        return True
-    for spec in assets_def.specs:
-        if spec.kinds & EXTERNAL_KINDS or spec.tags.get(EXTERNAL_TAG) == "true":
-            return True
-    return False
+def _require_each_asset_listed_once(defs: dg.Definitions) -> None:
+    """Fail clearly when a module under defs/ holds an asset object that another defines.
 
-
-def gpu_step_op_tags() -> dict[str, dict[str, Any]]:
-    """Op name -> the ``dagster-k8s/config`` tags of steps the deployment puts on GPUs."""
-    gpus = ops_settings.embedding_gpus()
-    if not gpus:
-        return {}
-    pod = GpuPodSettings(
-        gpu_count=gpus,
-        memory="16Gi",
-        cpu="4",
-        node_selector=deployment.gpu_node_selector(),
-        tolerations=tuple(deployment.gpu_tolerations()),
-        image=deployment.gpu_image(),
+    The folder loader lists such an object twice; Dagster accepts that, but mapping
+    specs turns the two entries into two definitions of one key.
+    """
+    counts = Counter(id(item) for item in defs.assets or [])
+    twice = sorted(
+        {
+            key.to_user_string()
+            for item in defs.assets or []
+            if counts[id(item)] > 1 and isinstance(item, dg.AssetsDefinition)
+            for key in item.keys
+        }
     )
-    return {EMBEDDING_STEP: k8s_op_tags(pod)}
-
-
-def _with_op_policy(
-    assets_def: dg.AssetsDefinition,
-    retry_policy: dg.RetryPolicy,
-    op_tags: dict[str, Any] | None = None,
-) -> dg.AssetsDefinition:
-    """``assets_def`` with the shared retry policy, the Qdrant pool and ``op_tags`` added."""
-    node = assets_def.node_def if assets_def.is_executable else None
-    if not isinstance(node, OpDefinition):
-        return assets_def  # graph-backed or external assets: their ops carry their own policy
-    external = calls_external_service(assets_def)
-    uses_qdrant = any("qdrant" in spec.kinds for spec in assets_def.specs)
-    new_retry = node.retry_policy or (retry_policy if external else None)
-    new_pool = node.pool or (QDRANT_POOL if uses_qdrant else None)
-    if new_retry is node.retry_policy and new_pool == node.pool and not op_tags:
-        return assets_def
-    # Dagster has no public way to change an op's retry policy or pool after the
-    # decorator ran; rebuild the op with the same function, ins, outs and config.
-    new_node = OpDefinition.dagster_internal_init(
-        compute_fn=node.compute_fn,
-        name=node.name,
-        ins={d.name: dg.In.from_definition(d) for d in node.input_defs},
-        outs={d.name: dg.Out.from_definition(d) for d in node.output_defs},
-        description=node.description,
-        config_schema=node.config_schema,
-        required_resource_keys=node.required_resource_keys,
-        tags={**node.tags, **(op_tags or {})},
-        version=None,
-        retry_policy=new_retry,
-        code_version=node.version,
-        pool=new_pool,
-    )
-    attributes = assets_def.get_attributes_dict()
-    attributes["node_def"] = new_node
-    return dg.AssetsDefinition.dagster_internal_init(**attributes)
-
-
-def _assets_targeted_as_objects(defs: dg.Definitions) -> dict[int, str]:
-    """Assets that a sensor or schedule holds as objects (``target=[asset]``) -> who holds them."""
-    pinned: dict[int, str] = {}
-    for instigator in [*(defs.sensors or []), *(defs.schedules or [])]:
-        targets = list(getattr(instigator, "targets", None) or [])
-        if getattr(instigator, "target", None) is not None and not targets:
-            targets = [instigator.target]
-        for target in targets:
-            for assets_def in getattr(target, "assets_defs", None) or []:
-                pinned[id(assets_def)] = f"{type(instigator).__name__} {instigator.name!r}"
-    return pinned
-
-
-def apply_operations_policy(defs: dg.Definitions) -> dg.Definitions:
-    """Freshness, remediation, retries, pools and GPU op tags for the whole code location."""
-    add_policy = freshness_spec_mapper(defs)
-    retry_policy = external_retry_policy()
-    gpu_tags = gpu_step_op_tags()
-    pinned = _assets_targeted_as_objects(defs)
-    # The same object may be listed twice (load_defs finds it in two modules): map it once.
-    mapped: dict[int, object] = {}
-    for item in defs.assets or []:
-        if id(item) in mapped:
-            continue
-        if id(item) in pinned:
-            # A new object would clash with the one the instigator holds.
-            logger.warning(
-                f"{pinned[id(item)]} targets asset(s) "
-                f"{', '.join(key.to_user_string() for key in item.keys)} as an object, so the "
-                "operations policy (freshness, retries, pools) is not applied to them; target "
-                "them with dg.AssetSelection.assets(...) instead"
-            )
-            mapped[id(item)] = item
-        elif isinstance(item, dg.AssetsDefinition):
-            op_tags = gpu_tags.get(item.node_def.name) if item.is_executable else None
-            mapped[id(item)] = _with_op_policy(
-                dg.map_asset_specs(add_policy, [item])[0], retry_policy, op_tags
-            )
-        elif isinstance(item, dg.AssetSpec):
-            mapped[id(item)] = add_policy(item)
-        else:
-            mapped[id(item)] = item
-    return replace(defs, assets=list(mapped.values()))
+    if twice:
+        raise dg.DagsterInvalidDefinitionError(
+            f"asset(s) {', '.join(twice)} are imported into a second module under "
+            "genai_assets/defs: import their module instead (import ... as ...) or select them "
+            "by key, so that each asset object is listed once"
+        )

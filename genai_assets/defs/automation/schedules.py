@@ -10,7 +10,8 @@ definitions load (see ``genai_assets.automation.settings``):
 import dagster as dg
 
 from genai_assets.automation import settings as ops_settings
-from genai_assets.defs.automation.jobs import (
+from genai_assets.defs.automation.domains import (
+    DOMAIN_TAG,
     FINE_TUNING_GROUP,
     FINE_TUNING_JOB,
     RAG_GROUP,
@@ -40,7 +41,7 @@ def group_schedule(
     def _schedule(context: dg.ScheduleEvaluationContext):
         if not group_asset_keys(context.repository_def, group):
             return dg.SkipReason(f"group {group!r} has no assets yet")
-        return dg.RunRequest(tags={"genai_assets/trigger": name, "genai_assets/domain": group})
+        return dg.RunRequest(tags={"genai_assets/trigger": name, DOMAIN_TAG: group})
 
     return _schedule
 

@@ -21,7 +21,7 @@ import dagster as dg
 
 from genai_assets.automation import changes
 from genai_assets.automation import settings as ops_settings
-from genai_assets.defs.automation.jobs import (
+from genai_assets.defs.automation.domains import (
     FINE_TUNING_GROUP,
     FINE_TUNING_JOB,
     RAG_GROUP,

@@ -17,6 +17,7 @@ from genai_assets import settings
 from genai_assets.batch_inference.engine import RetryPolicy
 from genai_assets.batch_inference.pricing import Price, resolve_price
 from genai_assets.batch_inference.runner import BatchSettings, run_batch_file
+from genai_assets.defs.automation.policies import LLM_POOL, external_retry_policy
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.prompt_source import PromptSourceResource
 
@@ -97,7 +98,7 @@ def _price(config: BatchInferenceConfig, model: str) -> Price | None:
             Path(config.price_table_path) if config.price_table_path else None,
         )
     except ValueError as error:  # a bad setting: fail before any request is sent
-        raise dg.Failure(f"batch_inference_results prices: {error}") from error
+        raise dg.Failure(f"batch_inference_results prices: {error}", allow_retries=False) from error
 
 
 FAILURES_SCHEMA = dg.TableSchema(
@@ -135,7 +136,8 @@ def _failures_table(failed: list[dict]) -> dg.TableMetadataValue:
     group_name="batch_inference",
     kinds={"openai", "python"},
     tags={"stage": "inference"},
-    pool="llm_api",
+    pool=LLM_POOL,
+    retry_policy=external_retry_policy(),
     # Bump when the request built from an input line, or the result row, changes shape.
     code_version="1",
     owners=["team:ml-platform"],
@@ -166,7 +168,8 @@ def batch_inference_results(
     if not model:
         raise dg.Failure(
             "batch_inference_results needs a model: set OPENAI_MODEL (and OPENAI_BASE_URL "
-            "for vLLM or `transformers serve`) for the `llm` resource, or the `model` config"
+            "for vLLM or `transformers serve`) for the `llm` resource, or the `model` config",
+            allow_retries=False,  # configuration: a retry cannot succeed
         )
     partition = context.partition_key
     work_dir = work_dir_for(partition)

@@ -4,15 +4,14 @@ import json
 
 import dagster as dg
 
-from genai_assets.defs.batch_inference.assets import batch_inference_results, batch_prompt_files
+from genai_assets.defs.automation.domains import BATCH_INFERENCE_JOB
+from genai_assets.defs.batch_inference.assets import batch_prompt_files
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.prompt_source import PromptSourceResource
 
 
 @dg.sensor(
-    # A selection, not the asset object, so the code location's operations policy can
-    # still rebuild the asset definition.
-    target=dg.AssetSelection.assets(batch_inference_results),
+    job_name=BATCH_INFERENCE_JOB,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(

@@ -1,1 +1,1 @@
-"""Fine-tuning wiring: assets, the promotion gate check and the rollback job."""
+"""Fine-tuning wiring: assets, the promotion gate check, fine_tuning_job and the rollback job."""

@@ -18,6 +18,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from genai_assets import settings
+from genai_assets.defs.automation.policies import GPU_POOL, external_retry_policy
 from genai_assets.finetune import dataset as ds
 from genai_assets.finetune import eval_set, evaluation, paths, serving, weights
 from genai_assets.finetune.k8s import GpuPodSettings, k8s_op_tags
@@ -62,6 +63,8 @@ class BaseModelConfig(dg.Config):
     code_version="1",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"huggingface"},
+    owners=["team:ml-platform"],
+    tags={"stage": "model"},
     description="The model fine-tuning starts from. By default a tiny GPT-2-architecture "
     "model built on this machine (tokenizer trained on local text, a few epochs of "
     "next-token training on the sample corpus): a stand-in for a pretrained model, since "
@@ -151,6 +154,9 @@ def _source_lines(source: str, s3: S3Resource):
     code_version="2",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"json"},
+    owners=["team:ml-platform"],
+    tags={"stage": "data"},
+    retry_policy=external_retry_policy(),  # an s3:// source
     description="Validated chat conversations split into train and eval by group (records "
     "sharing a question or an answer stay on one side); bad lines, and records that repeat "
     "the fixed evaluation set, are quarantined with their line number and reason.",
@@ -279,7 +285,9 @@ def _loss_table(history: list[dict], rows: int = 25) -> str:
     code_version="2",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"pytorch", "huggingface"},
-    pool="gpu_training",
+    owners=["team:ml-platform"],
+    tags={"stage": "training"},
+    pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
     description="The base model fine-tuned on the training split (LoRA by default), trained "
     "by `python -m genai_assets.training.sft` under Dagster Pipes: a local subprocess or a "
@@ -329,7 +337,7 @@ def fine_tuned_model(
     # Hours of training must not end in a run that cannot be recorded (checked after the
     # reuse above: a run that trains nothing records nothing new).
     mlflow.check_reachable(context, "the fine-tuning run")
-    output = paths.models_dir() / f"sft-{context.run_id[:8]}-{context.retry_number}"
+    output = paths.models_dir() / f"sft-{context.run.run_id[:8]}-{context.retry_number}"
     job = TrainingJob(
         base_model=name_or_path,
         dataset_dir=training_dataset["path"],
@@ -502,6 +510,8 @@ def _previous_evaluation(context: dg.AssetExecutionContext, key: str) -> dict | 
     code_version="2",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"pytorch"},
+    owners=["team:ml-platform"],
+    tags={"stage": "evaluation"},
     description="Perplexity, ROUGE-L and BLEU of the candidate, the base model and the champion "
     "(the model the serving config names) on the fixed, versioned evaluation set, which new "
     "training data cannot change, with the gate verdict; the new data's held-out split is "
@@ -591,7 +601,7 @@ def eval_report(
         heading="##",
     )
     markdown += f"\nChampion: {champion['source']}. Base model: {base_model['label']}.\n"
-    report_dir = paths.reports_dir() / f"{context.run_id[:8]}"
+    report_dir = paths.reports_dir() / f"{context.run.run_id[:8]}"
     report_dir.mkdir(parents=True, exist_ok=True)
     value = {
         **results,
@@ -609,7 +619,7 @@ def eval_report(
         "n_held_out_records": len(held_out),
         "report_path": str(report_dir / "eval_report.md"),
         "evaluation_key": key,
-        "evaluated_in_run": reused["run_id"] if reused else context.run_id,
+        "evaluated_in_run": reused["run_id"] if reused else context.run.run_id,
     }
     serving.atomic_write_text(report_dir / "eval_report.md", markdown)
     serving.atomic_write_text(
@@ -670,6 +680,8 @@ def _max_model_len(model_dir: Path, base_model: str) -> int:
     code_version="2",  # bump when what the asset computes changes
     group_name=GROUP,
     kinds={"yaml"},
+    owners=["team:ml-platform"],
+    tags={"stage": "serving"},
     output_required=False,  # a refused first promotion has no config in effect to record
     description="The vLLM serve config of the promoted model. Promotes the candidate only when "
     "the promotion gate passed, its weights still hash to what eval_report evaluated, and the "
@@ -743,7 +755,7 @@ def serving_config(
                     for name in ("candidate", "champion", "base")
                 },
                 "replaced": eval_report["champion_source"],
-                "run_id": context.run_id,
+                "run_id": context.run.run_id,
                 "mlflow": candidate.get("mlflow"),  # kept so a rollback can move the alias back
             },
             expected_version=eval_report["champion_version"],

@@ -1,11 +1,21 @@
-"""The rollback of the serving config (fine_tuning_job itself comes from defs/automation)."""
+"""The fine-tuning domain's jobs: fine_tuning_job, and the rollback of the serving config."""
 
 import dagster as dg
 from pydantic import Field
 
-from genai_assets.defs.automation.jobs import FINE_TUNING_GROUP
+from genai_assets.defs.automation.domains import DOMAIN_TAG, FINE_TUNING_GROUP, FINE_TUNING_JOB
 from genai_assets.finetune import paths, serving
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
+
+fine_tuning_job = dg.define_asset_job(
+    name=FINE_TUNING_JOB,
+    selection=dg.AssetSelection.groups(FINE_TUNING_GROUP),
+    description="Fine-tune the model: build the training dataset, train, evaluate against the "
+    "promotion gate and publish the serving config.",
+    # One fine-tuning run at a time (dagster.yaml's tag_concurrency_limits): two would
+    # fight over the same GPU.
+    tags={DOMAIN_TAG: FINE_TUNING_GROUP},
+)
 
 
 class RollbackConfig(dg.Config):
@@ -47,7 +57,7 @@ def rollback_serving_config_op(
     "under the serving lock and, by its domain tag, under the one-fine-tuning-run limit.",
     # dagster.yaml admits one run with this tag at a time: a rollback never runs beside a
     # promotion (the serving lock also orders it against the command-line rollback).
-    tags={"genai_assets/domain": FINE_TUNING_GROUP},
+    tags={DOMAIN_TAG: FINE_TUNING_GROUP},
 )
 def rollback_serving_config() -> None:
     """One op: restore the previous serving entry."""

@@ -3,7 +3,12 @@
 import dagster as dg
 from pydantic import Field
 
-from genai_assets.defs.automation.policies import external_call
+from genai_assets.defs.automation.policies import (
+    QDRANT_POOL,
+    embedding_op_tags,
+    external_call,
+    external_retry_policy,
+)
 from genai_assets.rag.chunking import Chunker
 from genai_assets.rag.documents import LOADER_VERSION, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer, model_revision
@@ -65,6 +70,7 @@ class RawDocumentsConfig(dg.Config):
     owners=OWNERS,
     tags=TAGS,
     code_version=RAW_DOCUMENTS_VERSION,
+    retry_policy=external_retry_policy(),  # URL and S3 sources
     description="The documents to index, read from their sources (folders, globs, URLs, S3), "
     "one row per document: stable id, source URI, content hash of the normalised text, "
     "title, format, encoding, size and modification time. Texts are kept in a "
@@ -154,6 +160,9 @@ class DocumentEmbeddingsConfig(dg.Config):
     owners=OWNERS,
     tags=TAGS,
     code_version=DOCUMENT_EMBEDDINGS_VERSION,
+    retry_policy=external_retry_policy(),
+    pool=QDRANT_POOL,
+    op_tags=embedding_op_tags(),
     description="Chunks of every document, embedded and stored in Qdrant with a BM25 sparse "
     "vector beside each embedding (hybrid search). Incremental: "
     "unchanged documents are skipped without loading the model, only new chunk texts are "

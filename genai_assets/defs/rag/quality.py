@@ -17,6 +17,7 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
+from genai_assets.defs.automation.policies import QDRANT_POOL, external_retry_policy
 from genai_assets.rag.blue_green import AS_READ, AsRead, BlueGreenError, BlueGreenIndex, SwapResult
 from genai_assets.rag.embedder import Embedder, Precision, resolve_device, resolve_model_path
 from genai_assets.rag.evaluation import (
@@ -125,6 +126,8 @@ def _aggregates_metadata(prefix: str, means: dict[str, float | None]) -> dict[st
     tags={"stage": "evaluation"},
     # Bump when the metrics or how they are computed change (scores stop being comparable).
     code_version="1",
+    retry_policy=external_retry_policy(),
+    pool=QDRANT_POOL,
     description="How well the index that document_embeddings just wrote answers the golden "
     "set: per question, the top-k chunks' hit rate, recall, reciprocal rank and nDCG, the "
     "ragas metrics that need no LLM, and (with an LLM configured) an answer generated from "
@@ -475,6 +478,8 @@ def _swap_metadata(result: SwapResult) -> dict[str, object]:
     owners=["team:ml-platform"],
     tags={"stage": "serving"},
     code_version="1",  # bump when promotion or retention of collections changes
+    retry_policy=external_retry_policy(),
+    pool=QDRANT_POOL,
     deps=[rag_quality_metrics],
     description="The index readers use: the alias (qdrant resource's `collection`) pointed at "
     "the collection that passed the quality gate, by an atomic alias swap. The collection it "
@@ -512,7 +517,7 @@ def rag_serving_index(
     with qdrant.open() as store:
         index = BlueGreenIndex(store, alias, keep_previous=config.keep_previous)
         try:
-            result = index.promote(candidate, reason=f"run {context.run_id}", expected=expected)
+            result = index.promote(candidate, reason=f"run {context.run.run_id}", expected=expected)
         except BlueGreenError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
         history = index.history()
@@ -570,7 +575,9 @@ class RollbackConfig(dg.Config):
     reason: str = Field(default="manual rollback", description="Recorded in the history.")
 
 
-@dg.op(description="Point the serving alias back at the previous kept collection.")
+@dg.op(
+    description="Point the serving alias back at the previous kept collection.", pool=QDRANT_POOL
+)
 def rollback_rag_serving_index(
     context: dg.OpExecutionContext, config: RollbackConfig, qdrant: QdrantResource
 ) -> dict:
