@@ -24,7 +24,11 @@ import yaml
 from dagster._core.instance.config import dagster_instance_config
 
 from genai_assets import settings
-from genai_assets.defs.automation.jobs import DOMAIN_JOBS
+from genai_assets.defs.automation.domains import (
+    BATCH_INFERENCE_GROUP,
+    FINE_TUNING_GROUP,
+    RAG_GROUP,
+)
 from genai_assets.defs.resources import build_resources
 from genai_assets_tests.k8s_validation import validate_k8s_fragment
 from genai_assets_tests.production import helm_chart
@@ -165,7 +169,7 @@ def test_same_concurrency_rules_as_the_local_instance(values) -> None:
 def test_one_run_per_domain_at_a_time(values) -> None:
     limits = helm_chart.instance_config(values)["concurrency"]["runs"]["tag_concurrency_limits"]
     per_domain = {item["value"]: item["limit"] for item in limits if item["key"] == DOMAIN_TAG}
-    assert per_domain == {group: 1 for group, _ in DOMAIN_JOBS.values()}
+    assert per_domain == {RAG_GROUP: 1, FINE_TUNING_GROUP: 1, BATCH_INFERENCE_GROUP: 1}
 
 
 def test_limits_in_both_places_are_refused_as_the_chart_does(values) -> None:
