@@ -76,7 +76,7 @@ def run_pipeline(spec: dict, phase: str) -> dict:
     state_dir = Path(spec["state_dir"])
     home = state_dir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
 
     preimport_s = 0.0

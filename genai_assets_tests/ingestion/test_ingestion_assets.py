@@ -211,16 +211,13 @@ def raw_metadata(result):
 
 
 def test_no_readable_document_fails_at_once_and_keeps_the_reason(dagster_home, tmp_path):
-    from genai_assets.defs.automation.policies import apply_operations_policy
-
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "empty.md").write_text("")
-    # The project's retry policy, as the code location applies it to raw_documents.
-    assets = apply_operations_policy(dg.Definitions(assets=[raw_documents])).assets
+    assert raw_documents.op.retry_policy is not None  # the project's, declared on the asset
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            assets, resources=resources(corpus), instance=instance, raise_on_error=False
+            [raw_documents], resources=resources(corpus), instance=instance, raise_on_error=False
         )
         retried = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
     assert not result.success and retried == []

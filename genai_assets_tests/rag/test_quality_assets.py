@@ -486,3 +486,23 @@ def test_query_vectors_come_from_the_precision_that_built_the_collection(env, fi
         resources={"embedder": SentenceTransformerResource(dtype="fp32", device="cpu")},
     )
     assert materialized(result)["rag_quality_metrics"]["query_precision"].value == "bf16 on cpu"
+
+
+def test_a_query_mode_other_than_dense_reports_dense_alone_beside_it(env, first_run):
+    metrics_only = [quality.rag_quality_metrics]
+    hybrid = materialize(env, selection=metrics_only, metrics={"query_mode": "hybrid"})
+    assert hybrid.success
+    metadata = materialized(hybrid)["rag_quality_metrics"]
+    assert metadata["query_mode"].value == "hybrid"
+    table = metadata["query_mode_gain"].value
+    assert table.startswith("| metric | hybrid | dense alone | gain |")
+    for metric in ("hit_rate_at_k", "recall_at_k", "mrr", "ndcg_at_k"):
+        assert 0.0 <= metadata[f"dense_only_{metric}"].value <= 1.0
+        assert f"| {metric} |" in table
+
+    dense = materialize(env, selection=metrics_only, metrics={"query_mode": "dense"})
+    dense_metadata = materialized(dense)["rag_quality_metrics"]
+    assert "query_mode_gain" not in dense_metadata
+    # Dense alone in hybrid mode is what dense mode itself measures.
+    for metric in ("hit_rate_at_k", "mrr"):
+        assert metadata[f"dense_only_{metric}"].value == dense_metadata[metric].value

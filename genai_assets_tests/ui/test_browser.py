@@ -156,7 +156,7 @@ def dagster_ui(tmp_path_factory) -> Iterator[DagsterUI]:
     home, corpus = root / "dagster_home", root / "corpus"
     home.mkdir()
     corpus.mkdir()
-    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     for name, text in CORPUS.items():
         (corpus / name).write_text(text)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

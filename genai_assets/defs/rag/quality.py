@@ -26,6 +26,7 @@ from genai_assets.rag.evaluation import (
     GoldenSetError,
     load_golden_set,
     mean_scores,
+    retrieval_scores,
     score_coverage,
     worst_questions_table,
 )
@@ -117,6 +118,18 @@ def _aggregates_metadata(prefix: str, means: dict[str, float | None]) -> dict[st
         for metric, value in means.items()
         if value is not None
     }
+
+
+def _mode_gain_table(
+    mode: str, means: dict[str, float | None], dense: dict[str, float | None]
+) -> str:
+    """Markdown: each retrieval metric in the query mode, dense alone, and the difference."""
+    lines = [f"| metric | {mode} | dense alone | gain |", "|---|---|---|---|"]
+    for metric in RETRIEVAL_METRICS:
+        ours, base = means.get(metric), dense.get(metric)
+        if ours is not None and base is not None:
+            lines.append(f"| {metric} | {ours:.3f} | {base:.3f} | {ours - base:+.3f} |")
+    return "\n".join(lines)
 
 
 @dg.asset(
@@ -217,6 +230,14 @@ def rag_quality_metrics(
                 store, live, serving_encode, questions, k, config.query_mode, config.rrf_k
             )
             retrievals.append(("serving", serving_model, serving))
+        # Once per evaluation, dense search alone on the candidate: what the query mode buys.
+        dense_alone = (
+            retrieve_all(
+                store, candidate, encoder("candidate", model, *built), questions, k, "dense"
+            )
+            if config.query_mode != "dense"
+            else None
+        )
 
     llm_settings = (
         LLMSettings(llm.async_client(max_retries=2), llm.model, config.llm_concurrency)
@@ -272,6 +293,18 @@ def rag_quality_metrics(
             )
         ),
     }
+    if dense_alone is not None:
+        dense_means = mean_scores(
+            [
+                retrieval_scores(question, chunks, k)
+                for question, chunks in zip(questions, dense_alone.chunks, strict=True)
+            ],
+            RETRIEVAL_METRICS,
+        )
+        metadata.update(_aggregates_metadata("dense_only_", dense_means))
+        metadata["query_mode_gain"] = dg.MetadataValue.md(
+            _mode_gain_table(config.query_mode, means, dense_means)
+        )
     if "serving" in query_precision:
         metadata["serving_query_precision"] = query_precision["serving"]
     if golden.problems:
