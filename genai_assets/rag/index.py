@@ -17,6 +17,7 @@ from genai_assets.rag.vector_store import (
     CollectionSpec,
     DimensionMismatchError,
     IndexPoint,
+    SparseVector,
     VectorStore,
     bm25_document,
 )
@@ -48,6 +49,11 @@ class DocumentState:
     def ordered_ids(self) -> list[str]:
         """The point ids in chunk order."""
         return sorted(self.points, key=lambda pid: self.points[pid].get("chunk_index", 0))
+
+
+def chunk_bm25(payload: dict[str, Any]) -> SparseVector:
+    """The BM25 vector of a stored chunk: of what the model read (context, then text)."""
+    return bm25_document(str(payload.get("context", "")) + str(payload.get("text", "")))
 
 
 class QdrantIndex:
@@ -134,7 +140,7 @@ class QdrantIndex:
                     pid,
                     row,
                     payload,
-                    bm25_document(payload.get("text", "")) if self.sparse else None,
+                    chunk_bm25(payload) if self.sparse else None,
                 )
                 for pid, row, payload in zip(ids, rows, payloads, strict=True)
             ],

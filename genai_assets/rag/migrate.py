@@ -23,7 +23,8 @@ from qdrant_client import QdrantClient
 
 from genai_assets import settings
 from genai_assets.rag.edge_store import EdgeStore, is_local_mode_folder
-from genai_assets.rag.vector_store import CollectionSpec, IndexPoint, bm25_document
+from genai_assets.rag.index import chunk_bm25
+from genai_assets.rag.vector_store import CollectionSpec, IndexPoint
 
 PAGE = 1024
 SUMMARIES = "genai_assets_sync"
@@ -72,7 +73,7 @@ def migrate(source: Path, target: Path, report: Callable[[str], object] = print)
                             str(p.id),
                             list(p.vector),
                             dict(p.payload or {}),
-                            bm25_document(str((p.payload or {}).get("text", ""))),
+                            chunk_bm25(p.payload or {}),
                         )
                         for p in points
                     ],

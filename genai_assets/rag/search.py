@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from genai_assets.rag.vector_store import (
+    DEFAULT_QUERY_MODE,
     QUERY_MODES,
     Hit,
     QueryMode,
@@ -24,7 +25,7 @@ def search(
     queries: Sequence[str],
     encode: Callable[[list[str]], Any] | None,
     k: int = 5,
-    mode: QueryMode = "dense",
+    mode: QueryMode = DEFAULT_QUERY_MODE,
     rrf_k: int = 60,
     weights: tuple[float, float] | None = None,
 ) -> list[list[Hit]]:

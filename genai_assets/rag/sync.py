@@ -59,6 +59,8 @@ class IngestSettings:
     device: str = field(kw_only=True)
     dtype: str = field(kw_only=True)
     sparse_model: str | None = field(default=SPARSE_MODEL, kw_only=True)
+    # The model (and BM25) read the title and heading path before each chunk's text.
+    contextual: bool = field(default=False, kw_only=True)
 
     def fingerprint(self) -> str:
         """A short hash of the settings (and the chunker's version)."""
@@ -75,6 +77,8 @@ class IngestSettings:
         # mode adds); any other sparse model is named, so a change builds a new collection.
         if self.sparse_model != SPARSE_MODEL:
             fields["sparse"] = self.sparse_model
+        if self.contextual:  # named only when on: plain collections keep their names
+            fields["contextual"] = True
         blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -514,7 +518,7 @@ class DocumentSync:
             batch.to_delete.extend(stale)
             batch.skipped += 1
             return
-        chunked = chunker.chunk_document(text)
+        chunked = chunker.chunk_document(text, doc.title)
         chunks = chunked.chunks
         result.tokens_in_documents += chunked.document_tokens
         result.tokens_in_chunks += chunked.covered_tokens
@@ -551,7 +555,14 @@ class DocumentSync:
                     (
                         pid,
                         chunk,
-                        {**state_payload, "text": chunk.text, "n_tokens": chunk.n_tokens},
+                        {
+                            **state_payload,
+                            "text": chunk.text,
+                            # What the model and BM25 read before the text (contextual chunks).
+                            "context": chunk.context,
+                            "heading_path": list(chunk.heading_path),
+                            "n_tokens": chunk.n_tokens,
+                        },
                     )
                 )
         new_ids = set(ids)
@@ -572,7 +583,8 @@ class DocumentSync:
                         result.documents_new += 1
                     else:
                         result.documents_changed += 1
-                token_ids = {chunk.text: chunk.token_ids for _, chunk, _ in batch.to_embed}
+                # What the model reads: the contextual prefix, if any, then the chunk text.
+                token_ids = {c.embed_text: c.embed_token_ids for _, c, _ in batch.to_embed}
                 unique_texts = list(token_ids)
                 result.chunks_reused += sum(len(w.ids) for w in batch.work) - len(batch.to_embed)
                 result.chunks_deduplicated += len(batch.to_embed) - len(unique_texts)
@@ -583,7 +595,7 @@ class DocumentSync:
                     result.embed_seconds += time.perf_counter() - started
                     result.dtype, result.dtype_reason = embedder.dtype, embedder.dtype_reason
                     row_of = {text: i for i, text in enumerate(unique_texts)}
-                    rows = [row_of[chunk.text] for _, chunk, _ in batch.to_embed]
+                    rows = [row_of[chunk.embed_text] for _, chunk, _ in batch.to_embed]
                     ids = [pid for pid, _, _ in batch.to_embed]
                     payloads = [payload for _, _, payload in batch.to_embed]
                     embedded = vectors[rows]

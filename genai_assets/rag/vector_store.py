@@ -30,6 +30,8 @@ SPARSE = "bm25"
 KEYWORD_INDEXES = ("doc_id", "doc_hash")
 QueryMode = Literal["dense", "sparse", "hybrid"]
 QUERY_MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
+# The retrieval benchmark's best (bench/README.md): dense + BM25 fused by RRF.
+DEFAULT_QUERY_MODE: QueryMode = "hybrid"
 # Recorded in every collection's spec and in the settings fingerprint: a change of
 # the sparse model (tokeniser, parameters) builds a new collection.
 SPARSE_MODEL = "qdrant-bm25-en-v1"

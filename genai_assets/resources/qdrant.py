@@ -13,7 +13,7 @@ from genai_assets import settings
 from genai_assets.rag.edge_store import SPEC_FILE
 from genai_assets.rag.search import search
 from genai_assets.rag.stores import open_store
-from genai_assets.rag.vector_store import Hit, QueryMode, VectorStore
+from genai_assets.rag.vector_store import DEFAULT_QUERY_MODE, Hit, QueryMode, VectorStore
 
 
 class QdrantResource(dg.ConfigurableResource):
@@ -95,7 +95,7 @@ class QdrantResource(dg.ConfigurableResource):
         queries: Sequence[str],
         encode: Callable[[list[str]], Any] | None,
         k: int = 5,
-        mode: QueryMode = "dense",
+        mode: QueryMode = DEFAULT_QUERY_MODE,
         rrf_k: int = 60,
     ) -> list[list[Hit]]:
         """What readers get: the top ``k`` chunks behind the alias for each query.

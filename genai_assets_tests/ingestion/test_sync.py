@@ -250,9 +250,54 @@ def test_the_fingerprint_covers_device_dtype_and_model_revision():
     base = {"model_revision": "r1", "device": "cpu", "dtype": "fp32"}
     fingerprints = {
         IngestSettings(PACKAGED_MODEL, 254, 32, **{**base, **change}).fingerprint()
-        for change in ({}, {"dtype": "bf16"}, {"device": "cuda"}, {"model_revision": "r2"})
+        for change in (
+            {},
+            {"dtype": "bf16"},
+            {"device": "cuda"},
+            {"model_revision": "r2"},
+            {"contextual": True},
+        )
     }
-    assert len(fingerprints) == 4
+    assert len(fingerprints) == 5
+
+
+def test_contextual_chunks_embed_the_title_and_headings_and_store_the_plain_text(
+    model, fresh_index
+):
+    store = TextStore()
+    text = "Restore\n=======\n\nIntro.\n\nSnapshots\n---------\n\n" + SECTION * 12
+    doc = store.add("guide", text)
+    doc = SourceDocument(doc.doc_id, doc.uri, doc.content_hash, "Vault guide")
+    index = fresh_index()
+    sync = DocumentSync(
+        index,
+        IngestSettings(
+            PACKAGED_MODEL,
+            CHUNK_TOKENS,
+            8,
+            model_revision=model_revision(PACKAGED_MODEL),
+            device="cpu",
+            dtype="fp32",
+            contextual=True,
+        ),
+        chunker_factory=lambda: Chunker(
+            load_tokenizer(PACKAGED_MODEL), CHUNK_TOKENS, 8, contextual=True
+        ),
+        embedder_factory=lambda: model,
+        read_text=store.read,
+        report=lambda line: None,
+    )
+    sync.run([doc])
+    records = list(index.store.scroll(index.collection, with_vectors=True))
+    deep = [r for r in records if r.payload["heading_path"][-1:] == ["Snapshots"]]
+    assert deep and all(r.payload["context"].startswith("Vault guide > ") for r in deep)
+    assert all("Vault guide" not in r.payload["text"] for r in records)  # stored text as is
+    # The vector is the model's embedding of the prefix and the text, not of the text alone.
+    sample = deep[0]
+    [with_prefix, plain] = model.encode(
+        [sample.payload["context"] + sample.payload["text"], sample.payload["text"]]
+    )
+    assert float(with_prefix @ sample.dense) > 0.9999 > float(plain @ sample.dense)
 
 
 def test_a_model_running_at_another_dtype_is_refused_before_anything_is_written(model, fresh_index):

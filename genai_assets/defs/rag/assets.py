@@ -146,6 +146,12 @@ class DocumentEmbeddingsConfig(dg.Config):
     overlap_tokens: int = Field(
         default=32, ge=0, description="Tokens repeated where a paragraph had to be cut."
     )
+    contextual: bool = Field(
+        default=True,
+        description="Embed each chunk with its document title and section heading path in "
+        "front (the stored text is unchanged; the prefix counts against the token limit). "
+        "Measured on python3-doc: MRR@10 0.847 with, 0.820 without (bench/README.md).",
+    )
     batch_chunks: int = Field(
         default=512,
         gt=0,
@@ -192,6 +198,7 @@ def document_embeddings(
         model_revision=revision,
         device=precision.device,
         dtype=precision.dtype,
+        contextual=config.contextual,
     )
     fingerprint = ingest.fingerprint()
     collection = f"{qdrant.collection}-{fingerprint}"
@@ -221,7 +228,10 @@ def document_embeddings(
                 index,
                 ingest,
                 chunker_factory=lambda: Chunker(
-                    load_tokenizer(embedder.model), chunk_tokens, config.overlap_tokens
+                    load_tokenizer(embedder.model),
+                    chunk_tokens,
+                    config.overlap_tokens,
+                    contextual=config.contextual,
                 ),
                 embedder_factory=lambda: probed or embedder.load(precision),
                 read_text=read_text,

@@ -46,6 +46,7 @@ from genai_assets.rag.index_evaluation import (
     score_retrieval,
 )
 from genai_assets.rag.ragas_metrics import LLM_METRICS
+from genai_assets.rag.vector_store import DEFAULT_QUERY_MODE
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
@@ -67,7 +68,7 @@ class RagQualityConfig(dg.Config):
     )
     top_k: int = Field(default=5, ge=1, le=100, description="Chunks retrieved per question (k).")
     query_mode: Literal["dense", "sparse", "hybrid"] = Field(
-        default="dense",
+        default=DEFAULT_QUERY_MODE,
         description="How chunks are retrieved, as readers retrieve them (genai_assets.rag.search): "
         "by the embedding, by BM25, or both fused by reciprocal rank.",
     )
