@@ -52,11 +52,13 @@ def main() -> int:
 
     from genai_assets.defs.fine_tuning import assets
     from genai_assets.io_managers import LocalFormatIOManager
+    from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
     from genai_assets.resources.training_runner import TrainingRunnerResource
 
     training = {"max_steps": args.max_steps}
     resources = {
         "training_runner": TrainingRunnerResource(env=env),
+        "mlflow": MlflowTrackingResource(),  # off: the bare entry point records nothing either
         "s3": S3Resource(),  # unused: the training data is the shipped local folder
         "io_manager": LocalFormatIOManager(base_dir=str(work / "io")),
     }

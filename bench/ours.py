@@ -47,25 +47,28 @@ def _step_durations(instance, run_id: str) -> dict[str, float]:
     return durations
 
 
-def _pipeline_defaults() -> tuple[int, int]:
+def _pipeline_chunker():
+    """The chunker document_embeddings builds at its defaults (contextual chunks included)."""
     from genai_assets.defs.rag.assets import DocumentEmbeddingsConfig
+    from genai_assets.rag.chunking import Chunker
+    from genai_assets.rag.embedder import PACKAGED_MODEL, load_tokenizer, max_chunk_tokens
 
-    fields = DocumentEmbeddingsConfig.model_fields
-    return fields["chunk_tokens"].default, fields["overlap_tokens"].default
+    defaults = DocumentEmbeddingsConfig()
+    return Chunker(
+        load_tokenizer(PACKAGED_MODEL),
+        min(defaults.chunk_tokens, max_chunk_tokens(PACKAGED_MODEL)),
+        defaults.overlap_tokens,
+        contextual=defaults.contextual,
+    )
 
 
 def _count_expected_chunks(corpus_root: Path) -> int:
     """Chunks of the current documents, with the pipeline's own loader and chunker."""
-    from genai_assets.rag.chunking import Chunker
     from genai_assets.rag.documents import Document, iter_documents
-    from genai_assets.rag.embedder import PACKAGED_MODEL, load_tokenizer, max_chunk_tokens
 
-    chunk_tokens, overlap = _pipeline_defaults()
-    chunker = Chunker(
-        load_tokenizer(PACKAGED_MODEL), min(chunk_tokens, max_chunk_tokens(PACKAGED_MODEL)), overlap
-    )
+    chunker = _pipeline_chunker()
     return sum(
-        len(chunker.chunk(item.text))
+        len(chunker.chunk(item.text, item.title))
         for item in iter_documents([str(corpus_root)])
         if isinstance(item, Document)
     )
@@ -159,27 +162,19 @@ def run_bare_encode(spec: dict, phase: str) -> dict:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from genai_assets.rag.chunking import Chunker
     from genai_assets.rag.documents import Document, iter_documents
-    from genai_assets.rag.embedder import (
-        PACKAGED_MODEL,
-        Embedder,
-        load_tokenizer,
-        max_chunk_tokens,
-    )
+    from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder
 
     dtype = spec["dtype"]
     if dtype == "auto":  # decide exactly as the pipeline does
         dtype = Embedder(PACKAGED_MODEL, "cpu", "auto", spec["batch_size"]).dtype
-    chunk_tokens, overlap = _pipeline_defaults()
-    chunker = Chunker(
-        load_tokenizer(PACKAGED_MODEL), min(chunk_tokens, max_chunk_tokens(PACKAGED_MODEL)), overlap
-    )
+    chunker = _pipeline_chunker()
     documents = [
         item for item in iter_documents([spec["corpus_root"]]) if isinstance(item, Document)
     ]
-    chunked = [(document.text, chunker.chunk(document.text)) for document in documents]
-    texts = [chunk.text for _, chunks in chunked for chunk in chunks]
+    chunked = [(doc.text, chunker.chunk(doc.text, doc.title)) for doc in documents]
+    # What the model reads: the contextual prefix, then the chunk text.
+    texts = [chunk.embed_text for _, chunks in chunked for chunk in chunks]
 
     model = SentenceTransformer(spec["model_path"], device="cpu")
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]

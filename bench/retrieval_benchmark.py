@@ -610,9 +610,10 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from bench.ours import _pipeline_defaults
+    from genai_assets.defs.rag.assets import DocumentEmbeddingsConfig
 
-    default_tokens, default_overlap = _pipeline_defaults()
+    defaults = DocumentEmbeddingsConfig()
+    default_tokens, default_overlap = defaults.chunk_tokens, defaults.overlap_tokens
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=Path, default=QUESTIONS)
     parser.add_argument("--max-questions", type=int, help="only the first N questions")
