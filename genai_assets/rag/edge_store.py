@@ -40,7 +40,6 @@ import qdrant_edge as edge
 
 from genai_assets.rag.vector_store import (
     DENSE,
-    ID_PAGE,
     SPARSE,
     AliasConflictError,
     AliasState,
@@ -390,17 +389,11 @@ class EdgeStore(VectorStore):
         with self._engine_errors(name):
             return shard.count(edge.CountRequest(exact=True))
 
-    def existing(self, name: str, ids: Sequence[str]) -> set[str]:
-        """The ids the shard holds, retrieved by id without payloads."""
+    def _existing_page(self, name: str, ids: list[str]) -> list[str]:
         shard = self._shard(name)
-        found: set[str] = set()
-        for start in range(0, len(ids), ID_PAGE):
-            with self._engine_errors(name):
-                records = shard.retrieve(
-                    list(ids[start : start + ID_PAGE]), with_payload=False, with_vector=False
-                )
-            found.update(str(record.id) for record in records)
-        return found
+        with self._engine_errors(name):
+            records = shard.retrieve(ids, with_payload=False, with_vector=False)
+        return [str(record.id) for record in records]
 
     def query(
         self,

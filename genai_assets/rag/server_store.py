@@ -21,7 +21,6 @@ from qdrant_client import QdrantClient, models
 
 from genai_assets.rag.vector_store import (
     DENSE,
-    ID_PAGE,
     SPARSE,
     AliasConflictError,
     AliasState,
@@ -198,18 +197,9 @@ class ServerStore(VectorStore):
         """Exact count."""
         return self.client.count(name, exact=True).count
 
-    def existing(self, name: str, ids: Sequence[str]) -> set[str]:
-        """The ids the collection holds, retrieved by id without payloads."""
-        found: set[str] = set()
-        for start in range(0, len(ids), ID_PAGE):
-            points = self.client.retrieve(
-                name,
-                ids=list(ids[start : start + ID_PAGE]),
-                with_payload=False,
-                with_vectors=False,
-            )
-            found.update(str(point.id) for point in points)
-        return found
+    def _existing_page(self, name: str, ids: list[str]) -> list[str]:
+        points = self.client.retrieve(name, ids=ids, with_payload=False, with_vectors=False)
+        return [str(point.id) for point in points]
 
     def query(
         self,

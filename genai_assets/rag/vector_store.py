@@ -253,9 +253,16 @@ class VectorStore(ABC):
     def count(self, name: str) -> int:
         """Exact number of points."""
 
-    @abstractmethod
     def existing(self, name: str, ids: Sequence[str]) -> set[str]:
         """The ids of ``ids`` that the collection holds (looked up by id, no payload read)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), ID_PAGE):
+            found.update(self._existing_page(name, list(ids[start : start + ID_PAGE])))
+        return found
+
+    @abstractmethod
+    def _existing_page(self, name: str, ids: list[str]) -> list[str]:
+        """The ids of one page of ``ids`` (at most ``ID_PAGE``) that the collection holds."""
 
     @abstractmethod
     def query(
