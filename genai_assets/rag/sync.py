@@ -13,98 +13,24 @@ they replace are re-labelled or deleted, and a document counts as done only
 when all its points carry its current hash (see ``index.DocumentState``).
 """
 
-import hashlib
-import json
 import logging
-import os
-import queue
-import sys
-import threading
 import time
-import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TextIO
-
-from tqdm import tqdm
+from typing import Any
 
 from genai_assets.preload import Preloadable
 from genai_assets.rag.chunking import Chunk, Chunker
 from genai_assets.rag.index import DocumentState, QdrantIndex
-from genai_assets.rag.vector_store import SPARSE_MODEL
+from genai_assets.rag.progress import Progress
+from genai_assets.rag.sync_threads import IndexWriter, Prefetch
+from genai_assets.rag.versioning import IngestSettings, chunk_point_ids
 
 log = logging.getLogger(__name__)
-
-# 2: the last chunk gets at least a quarter of the limit; chunks capped in characters.
-CHUNKER_VERSION = 2
-POINT_NAMESPACE = uuid.UUID("5b0c3a52-9f1e-4d0e-8a39-2f3c1d7e6b10")
-
-
-@dataclass(frozen=True)
-class IngestSettings:
-    """Everything that changes the vectors of a chunk; its fingerprint versions the index.
-
-    The device and dtype are the ones the model really runs at (the per-machine
-    decision for ``auto``), and ``model_revision`` identifies the model's files: a
-    collection built at bf16 on one machine is never extended at fp32 on another, or
-    by a changed checkpoint under the same name.
-    """
-
-    model: str
-    chunk_tokens: int
-    overlap_tokens: int
-    model_revision: str = field(kw_only=True)
-    device: str = field(kw_only=True)
-    dtype: str = field(kw_only=True)
-    sparse_model: str | None = field(default=SPARSE_MODEL, kw_only=True)
-    # The model (and BM25) read the title and heading path before each chunk's text.
-    contextual: bool = field(default=False, kw_only=True)
-
-    def fingerprint(self) -> str:
-        """A short hash of the settings (and the chunker's version)."""
-        fields: dict[str, Any] = {
-            "model": self.model,
-            "model_revision": self.model_revision,
-            "device": self.device,
-            "dtype": self.dtype,
-            "chunk_tokens": self.chunk_tokens,
-            "overlap_tokens": self.overlap_tokens,
-            "chunker": CHUNKER_VERSION,
-        }
-        # The first sparse model is implied (the BM25 vectors the migration from local
-        # mode adds); any other sparse model is named, so a change builds a new collection.
-        if self.sparse_model != SPARSE_MODEL:
-            fields["sparse"] = self.sparse_model
-        if self.contextual:  # named only when on: plain collections keep their names
-            fields["contextual"] = True
-        blob = json.dumps(fields, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 class PrecisionMismatchError(RuntimeError):
     """The loaded model runs at another device or dtype than the collection was built for."""
-
-
-def point_id(doc_id: str, settings_fingerprint: str, text: str, occurrence: int) -> str:
-    """A point id derived from the document, the settings and the chunk's text.
-
-    ``occurrence`` tells apart identical chunk texts inside one document. A rerun
-    or retry derives the same id, so it overwrites instead of duplicating.
-    """
-    key = f"{doc_id}\x1f{settings_fingerprint}\x1f{occurrence}\x1f{text}"
-    return str(uuid.uuid5(POINT_NAMESPACE, key))
-
-
-def chunk_point_ids(doc_id: str, settings_fingerprint: str, chunks: Sequence[Chunk]) -> list[str]:
-    """The point id of every chunk of one document."""
-    seen: Counter[str] = Counter()
-    ids = []
-    for chunk in chunks:
-        ids.append(point_id(doc_id, settings_fingerprint, chunk.text, seen[chunk.text]))
-        seen[chunk.text] += 1
-    return ids
 
 
 @dataclass
@@ -179,7 +105,6 @@ class IndexedState:
 @dataclass
 class _DocumentWork:
     doc: SourceDocument
-    chunks: list[Chunk]
     ids: list[str]
     existing: DocumentState | None
 
@@ -191,175 +116,6 @@ class _Batch:
     to_relabel: list[tuple[str, dict[str, Any]]]
     to_delete: list[str]
     skipped: int = 0  # documents that could not be read or chunked
-
-
-class Progress:
-    """Periodic 'done/total, rate, ETA' lines for long embedding work, and a terminal bar.
-
-    Progress counts documents, whose number is known before the first one is
-    read; chunks embedded and the embedding rate come with each line. Lines go to
-    ``report`` (the run's log in Dagster) every ``every_s`` seconds and when all
-    documents are done. ``bar`` adds a tqdm progress bar on a stream: ``"auto"``
-    draws it only when a person watches a terminal (see :func:`open_terminal`),
-    so CI logs, pods and Dagster's captured output get no bar; ``None`` never
-    draws one. The log lines are the same either way.
-    """
-
-    def __init__(
-        self,
-        total: int,
-        report: Callable[[str], None],
-        every_s: float = 10.0,
-        bar: TextIO | Literal["auto"] | None = "auto",
-    ):
-        self.total = total
-        self.report = report
-        self.every_s = every_s
-        self.started = time.perf_counter()
-        self.last = self.started
-        self.done = 0
-        self.chunks = 0
-        self._opened = open_terminal() if bar == "auto" else None
-        stream = self._opened if bar == "auto" else bar
-        self._bar = (
-            tqdm(total=total, unit="doc", desc="embedding", file=stream, dynamic_ncols=True)
-            if stream is not None
-            else None
-        )
-
-    def advance(self, documents: int, chunks: int = 0) -> None:
-        """Count more documents done and chunks embedded; report when it is time."""
-        self.done += documents
-        self.chunks += chunks
-        if self._bar is not None:
-            self._bar.update(documents)
-            self._bar.set_postfix(chunks=self.chunks, refresh=False)
-        now = time.perf_counter()
-        if now - self.last >= self.every_s or self.done >= self.total:
-            self.last = now
-            elapsed = now - self.started
-            rate = self.chunks / elapsed if elapsed > 0 else 0.0
-            eta = elapsed / self.done * (self.total - self.done) if self.done else float("inf")
-            percent = 100 * self.done / self.total if self.total else 100
-            self.report(
-                f"processed {self.done}/{self.total} documents ({percent:.0f}%), "
-                f"{self.chunks} chunks embedded, {rate:.1f} chunks/s, ETA {eta:.0f}s"
-            )
-
-    def close(self) -> None:
-        """Finish the terminal bar, if any."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        if self._opened is not None and self._opened is not sys.stderr:
-            self._opened.close()
-        self._opened = None
-
-
-def open_terminal() -> TextIO | None:
-    """A stream to the terminal a person runs this from, or None when there is none.
-
-    ``sys.stderr`` when it is a terminal (a plain script). Inside a Dagster step
-    stderr is a pipe into the run's captured logs, so the process's controlling
-    terminal is opened instead (``dagster asset materialize`` or ``dagster dev``
-    run from a shell); the bar then stays out of the captured logs. Processes
-    without one (CI, Kubernetes pods, daemons) get None.
-    """
-    if sys.stderr is not None and sys.stderr.isatty():
-        return sys.stderr
-    try:
-        terminal = open("/dev/tty", "w")  # noqa: SIM115 - closed by Progress.close()
-    except OSError:  # no controlling terminal: nobody to draw a bar for
-        return None
-    if not terminal.isatty():
-        terminal.close()
-        return None
-    return terminal
-
-
-class _Writer(threading.Thread):
-    """Applies index writes in submission order, off the embedding thread.
-
-    ``before_first_write`` runs in this thread just before the first write, when the
-    first batch has been embedded.
-    """
-
-    def __init__(self, before_first_write: Callable[[], None]):
-        super().__init__(name="index-writer", daemon=True)
-        self.before_first_write: Callable[[], None] | None = before_first_write
-        self.tasks: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=4)
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        while (task := self.tasks.get()) is not None:
-            if self.error is None:
-                try:
-                    if self.before_first_write is not None:
-                        before, self.before_first_write = self.before_first_write, None
-                        before()
-                    task()
-                except BaseException as error:  # re-raised in the caller by submit()/close()
-                    self.error = error
-
-    def submit(self, task: Callable[[], None]) -> None:
-        if self.error is not None:
-            raise self.error
-        self.tasks.put(task)
-
-    def close(self) -> None:
-        self.tasks.put(None)
-        self.join()
-        if self.error is not None:
-            raise self.error
-
-
-class _Prefetch:
-    """Runs a batch generator one step ahead in a thread, so chunking overlaps embedding.
-
-    ``close()`` stops the thread and waits for it: after an error in the consumer the
-    producer must not stay blocked on a full buffer (holding the chunker and the texts
-    it read) or go on reading documents nobody will embed.
-    """
-
-    def __init__(self, batches: Iterator[_Batch]):
-        self._buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._produce, args=(batches,), name="chunk-prefetch", daemon=True
-        )
-        self._thread.start()
-
-    def _put(self, item: tuple[str, Any]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._buffer.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self, batches: Iterator[_Batch]) -> None:
-        try:
-            for batch in batches:
-                if not self._put(("batch", batch)):
-                    return
-            self._put(("done", None))
-        except BaseException as error:  # handed to the consumer in __iter__
-            self._put(("error", error))
-
-    def __iter__(self) -> Iterator[_Batch]:
-        while True:
-            kind, item = self._buffer.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise item
-            yield item
-
-    def close(self) -> None:
-        """Stop the producer (after the document it is reading) and wait for it."""
-        self._stop.set()
-        self._thread.join()
 
 
 class DocumentSync:
@@ -567,15 +323,15 @@ class DocumentSync:
                 )
         new_ids = set(ids)
         batch.to_delete.extend(pid for pid in existing if pid not in new_ids)
-        batch.work.append(_DocumentWork(doc, chunks, ids, state))
+        batch.work.append(_DocumentWork(doc, ids, state))
 
     def _process(
         self, pending: list[tuple[SourceDocument, DocumentState | None]], result: SyncReport
     ) -> None:
-        writer = _Writer(before_first_write=self._check_before_writing)
+        writer = IndexWriter(before_first_write=self._check_before_writing)
         writer.start()
         progress = Progress(len(pending), self.report)
-        prefetch = _Prefetch(self._batches(pending, result))
+        prefetch = Prefetch(self._batches(pending, result))
         try:
             for batch in prefetch:
                 for work in batch.work:
@@ -614,89 +370,3 @@ class DocumentSync:
             prefetch.close()
             progress.close()
             writer.close()
-
-
-class SyncSummary:
-    """What the last clean sync left in a local collection, kept beside its storage.
-
-    Opening embedded Qdrant loads the whole collection into memory, which on a
-    large corpus costs more than everything else an unchanged rerun does. After a
-    clean sync the summary records every document's hash and point ids, so a rerun
-    knows what the index holds without reading it back: an unchanged rerun does not
-    open it at all, and a changed one only writes. It is deleted before any write,
-    so a run that dies half way leaves none, and the next run reads the index itself.
-    """
-
-    FORMAT = 2
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def invalidate(self) -> None:
-        """Forget the summary: the index is about to change."""
-        self.path.unlink(missing_ok=True)
-
-    def save(
-        self,
-        fingerprint: str,
-        documents: Sequence[SourceDocument],
-        document_points: dict[str, list[str]],
-    ) -> None:
-        """Record a clean sync (atomic write): each document's hash and point ids."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "format": self.FORMAT,
-                    "settings": fingerprint,
-                    "documents": {
-                        doc.doc_id: [doc.content_hash, document_points[doc.doc_id]]
-                        for doc in documents
-                    },
-                }
-            )
-        )
-        os.replace(tmp, self.path)
-
-    def _read(self, fingerprint: str) -> dict[str, Any] | None:
-        try:
-            summary = json.loads(self.path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        if summary.get("format") != self.FORMAT or summary.get("settings") != fingerprint:
-            return None
-        return summary["documents"]
-
-    def indexed(self, fingerprint: str) -> IndexedState | None:
-        """The index's content per document, if a clean sync with these settings recorded it."""
-        documents = self._read(fingerprint)
-        if documents is None:
-            return None
-        states = {}
-        for doc_id, (doc_hash, ids) in documents.items():
-            states[doc_id] = DocumentState(
-                {
-                    pid: {
-                        "doc_hash": doc_hash,
-                        "settings": fingerprint,
-                        "chunk_index": index,
-                        "chunk_count": len(ids),
-                    }
-                    for index, pid in enumerate(ids)
-                }
-            )
-        return IndexedState(states, sum(len(ids) for _, ids in documents.values()))
-
-    def unchanged_points(self, fingerprint: str, documents: Sequence[SourceDocument]) -> int | None:
-        """The point count if the index already holds exactly ``documents``, else None."""
-        recorded = self._read(fingerprint)
-        if recorded is None or len(recorded) != len(documents):
-            return None
-        points = 0
-        for doc in documents:
-            entry = recorded.get(doc.doc_id)
-            if entry is None or entry[0] != doc.content_hash:
-                return None
-            points += len(entry[1])
-        return points

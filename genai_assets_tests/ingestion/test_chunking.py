@@ -4,7 +4,7 @@ import pytest
 
 from genai_assets.rag.chunking import Chunker, contextual_prefix, section_headings
 from genai_assets.rag.embedder import PACKAGED_MODEL, load_tokenizer, max_chunk_tokens
-from genai_assets.rag.sync import IngestSettings, chunk_point_ids, point_id
+from genai_assets.rag.versioning import IngestSettings, chunk_point_ids, point_id
 
 
 @pytest.fixture(scope="module")

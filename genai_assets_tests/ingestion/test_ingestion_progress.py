@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from genai_assets.rag.sync import Progress, open_terminal
+from genai_assets.rag.progress import Progress, open_terminal
 
 LINE = re.compile(
     r"processed (\d+)/(\d+) documents \((\d+)%\), (\d+) chunks embedded, "
@@ -66,7 +66,7 @@ CHILD = textwrap.dedent(
     if len(sys.argv) > 1:
         # Opening a terminal in a new session makes it the controlling terminal.
         os.close(os.open(sys.argv[1], os.O_RDWR))
-    from genai_assets.rag.sync import Progress
+    from genai_assets.rag.progress import Progress
     progress = Progress(4, lambda line: print(line, flush=True), every_s=0)
     progress.advance(4, chunks=9)
     progress.close()

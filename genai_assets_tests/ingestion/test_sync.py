@@ -18,11 +18,11 @@ from genai_assets.rag.sync import (
     DocumentSync,
     IndexChangedError,
     IndexedState,
-    IngestSettings,
     PrecisionMismatchError,
     SourceDocument,
 )
 from genai_assets.rag.vector_store import IndexPoint
+from genai_assets.rag.versioning import IngestSettings
 from genai_assets_tests.rag.engines import ENGINES, open_engine
 
 CHUNK_TOKENS = 48
@@ -244,21 +244,6 @@ def test_after_an_embedding_error_the_prefetch_thread_stops_and_error_propagates
         time.sleep(0.05)
     assert not [t for t in threading.enumerate() if t.name == "chunk-prefetch"]
     assert store.reads < len(docs)  # it stopped reading documents nobody would embed
-
-
-def test_the_fingerprint_covers_device_dtype_and_model_revision():
-    base = {"model_revision": "r1", "device": "cpu", "dtype": "fp32"}
-    fingerprints = {
-        IngestSettings(PACKAGED_MODEL, 254, 32, **{**base, **change}).fingerprint()
-        for change in (
-            {},
-            {"dtype": "bf16"},
-            {"device": "cuda"},
-            {"model_revision": "r2"},
-            {"contextual": True},
-        )
-    }
-    assert len(fingerprints) == 5
 
 
 def test_contextual_chunks_embed_the_title_and_headings_and_store_the_plain_text(

@@ -117,7 +117,7 @@ def test_local_mode_folder_given_as_the_edge_location_is_refused(tmp_path):
 
 def test_only_a_sparse_model_other_than_the_default_changes_the_fingerprint():
     """The default BM25 model is implied, so the migration's added BM25 vectors keep the name."""
-    from genai_assets.rag.sync import IngestSettings
+    from genai_assets.rag.versioning import IngestSettings
 
     def settings(**sparse):
         return IngestSettings(

@@ -14,15 +14,9 @@ from genai_assets.rag.documents import LOADER_VERSION, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer, model_revision
 from genai_assets.rag.index import QdrantIndex
 from genai_assets.rag.manifest import ManifestBuilder
-from genai_assets.rag.sync import (
-    CHUNKER_VERSION,
-    DocumentSync,
-    IndexChangedError,
-    IngestSettings,
-    SourceDocument,
-    SyncReport,
-    SyncSummary,
-)
+from genai_assets.rag.sync import DocumentSync, IndexChangedError, SourceDocument, SyncReport
+from genai_assets.rag.sync_summary import SyncSummary
+from genai_assets.rag.versioning import CHUNKER_VERSION, IngestSettings
 from genai_assets.resources.document_store import DocumentStoreResource
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
