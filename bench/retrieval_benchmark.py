@@ -18,7 +18,7 @@ packaged all-MiniLM-L6-v2) at the same dtype:
   query: what chunking alone does (the reference).
 
 A retrieved chunk is relevant when it comes from an answer page
-(``genai_assets.rag.evaluation``: hit@5, recall@5 over pages, MRR@10, nDCG@10
+(``genai_assets.rag.evaluation.retrieval_metrics``: hit@5, recall@5 over pages, MRR@10, nDCG@10
 with a page counted once). Latency is per question, end to end (embedding the
 question and searching) and for the search alone, after one warm-up query.
 ``--chunk-tokens 128 192 254`` and ``--overlap-tokens`` run every ``ours*`` system
@@ -48,10 +48,9 @@ from bench.peers import (  # noqa: E402
     LANGCHAIN_TUTORIAL_CHUNK_SIZE,
     _torch_dtype,
 )
-from genai_assets.rag.evaluation import (  # noqa: E402
-    GoldenQuestion,
+from genai_assets.rag.evaluation.golden_set import GoldenQuestion, load_golden_set  # noqa: E402
+from genai_assets.rag.evaluation.retrieval_metrics import (  # noqa: E402
     RetrievedChunk,
-    load_golden_set,
     retrieval_scores,
 )
 

@@ -12,7 +12,9 @@ class Progress:
     """Periodic 'done/total, rate, ETA' lines for long embedding work, and a terminal bar.
 
     Progress counts documents, whose number is known before the first one is
-    read; chunks embedded and the embedding rate come with each line. Lines go to
+    read; the chunks embedded so far and the embedding rate come with each line,
+    as the caller's running totals (the sync's report, which the run's metadata
+    shows too, so the last line and the metadata say the same). Lines go to
     ``report`` (the run's log in Dagster) every ``every_s`` seconds and when all
     documents are done. ``bar`` adds a tqdm progress bar on a stream: ``"auto"``
     draws it only when a person watches a terminal (see :func:`open_terminal`),
@@ -33,7 +35,6 @@ class Progress:
         self.started = time.perf_counter()
         self.last = self.started
         self.done = 0
-        self.chunks = 0
         self._opened = open_terminal() if bar == "auto" else None
         stream = self._opened if bar == "auto" else bar
         self._bar = (
@@ -42,23 +43,27 @@ class Progress:
             else None
         )
 
-    def advance(self, documents: int, chunks: int = 0) -> None:
-        """Count more documents done and chunks embedded; report when it is time."""
+    def advance(
+        self, documents: int, chunks_embedded: int, chunks_per_second: float | None
+    ) -> None:
+        """Count more documents done; report the totals so far when it is time.
+
+        ``chunks_per_second`` is None while nothing was embedded (no rate to show).
+        """
         self.done += documents
-        self.chunks += chunks
         if self._bar is not None:
             self._bar.update(documents)
-            self._bar.set_postfix(chunks=self.chunks, refresh=False)
+            self._bar.set_postfix(chunks=chunks_embedded, refresh=False)
         now = time.perf_counter()
         if now - self.last >= self.every_s or self.done >= self.total:
             self.last = now
             elapsed = now - self.started
-            rate = self.chunks / elapsed if elapsed > 0 else 0.0
             eta = elapsed / self.done * (self.total - self.done) if self.done else float("inf")
             percent = 100 * self.done / self.total if self.total else 100
+            rate = f", {chunks_per_second:.1f} chunks/s" if chunks_per_second is not None else ""
             self.report(
                 f"processed {self.done}/{self.total} documents ({percent:.0f}%), "
-                f"{self.chunks} chunks embedded, {rate:.1f} chunks/s, ETA {eta:.0f}s"
+                f"{chunks_embedded} chunks embedded{rate}, ETA {eta:.0f}s"
             )
 
     def close(self) -> None:

@@ -57,16 +57,34 @@ class SyncReport:
     document_points: dict[str, list[str]] = field(default_factory=dict)
 
     @property
-    def chunks_per_second(self) -> float:
-        """Embedding throughput over the time spent in the model."""
-        return self.chunks_embedded / self.embed_seconds if self.embed_seconds else 0.0
+    def chunks_per_second(self) -> float | None:
+        """Embedding throughput over the time spent in the model; None when nothing was embedded."""
+        if not self.chunks_embedded or not self.embed_seconds:
+            return None
+        return self.chunks_embedded / self.embed_seconds
 
     @property
-    def token_coverage(self) -> float:
-        """Share of the processed documents' tokens inside some chunk (1.0 = all embedded)."""
+    def token_coverage(self) -> float | None:
+        """Share of the processed documents' tokens inside some chunk; None when none was read."""
         if not self.tokens_in_documents:
-            return 1.0
+            return None
         return self.tokens_in_chunks / self.tokens_in_documents
+
+    def summary(self) -> str:
+        """One line for the run's log: the same counts and rate as the run's metadata."""
+        documents = (
+            f"{self.documents_new} new, {self.documents_changed} changed, "
+            f"{self.documents_unchanged} unchanged, {self.documents_deleted} deleted, "
+            f"{len(self.skipped)} skipped documents"
+        )
+        rate = self.chunks_per_second
+        embedded = f"{self.chunks_embedded} chunks embedded" + (
+            f" at {rate:.1f} chunks/s" if rate is not None else ""
+        )
+        return (
+            f"{documents}; {embedded}, {self.chunks_reused} reused, "
+            f"{self.chunks_deduplicated} deduplicated, {self.chunks_deleted} deleted"
+        )
 
 
 @dataclass(frozen=True)
@@ -365,7 +383,11 @@ class DocumentSync:
                 result.chunks_deleted += len(delete)
                 for work in batch.work:
                     result.document_points[work.doc.doc_id] = work.ids
-                progress.advance(len(batch.work) + batch.skipped, len(unique_texts))
+                progress.advance(
+                    len(batch.work) + batch.skipped,
+                    result.chunks_embedded,
+                    result.chunks_per_second,
+                )
         finally:
             prefetch.close()
             progress.close()

@@ -13,7 +13,7 @@ from bench.retrieval_benchmark import (
     corpus_with_answers,
     score_question,
 )
-from genai_assets.rag.evaluation import GoldenQuestion, load_golden_set
+from genai_assets.rag.evaluation.golden_set import GoldenQuestion, load_golden_set
 
 
 def question(*pages):

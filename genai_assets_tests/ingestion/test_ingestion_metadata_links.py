@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from genai_assets.defs.rag.assets import qdrant_location
+from genai_assets.defs.rag.metadata import qdrant_location
 from genai_assets.resources.qdrant import QdrantResource
 
 

@@ -15,16 +15,18 @@ import pytest
 from genai_assets.rag.progress import Progress, open_terminal
 
 LINE = re.compile(
-    r"processed (\d+)/(\d+) documents \((\d+)%\), (\d+) chunks embedded, "
-    r"[\d.]+ chunks/s, ETA (\d+|inf)s"
+    r"processed (\d+)/(\d+) documents \((\d+)%\), (\d+) chunks embedded"
+    r"(?:, ([\d.]+) chunks/s)?, ETA (\d+|inf)s"
 )
 
 
 def run_progress(steps: list[int], total: int, bar, every_s: float = 0.0) -> list[str]:
     lines: list[str] = []
     progress = Progress(total, lines.append, every_s=every_s, bar=bar)
+    done = 0
     for n in steps:
-        progress.advance(n, chunks=3 * n)
+        done += n
+        progress.advance(n, chunks_embedded=3 * done, chunks_per_second=1.5 * done)
     progress.close()
     return lines
 
@@ -42,6 +44,14 @@ def test_log_lines_report_done_total_and_percent(steps, total, expected):
     assert all(parsed), lines
     assert [(int(m[1]), int(m[2]), int(m[3])) for m in parsed] == expected
     assert [int(m[4]) for m in parsed] == [3 * done for done, _, _ in expected]
+    assert [float(m[5]) for m in parsed] == [1.5 * done for done, _, _ in expected]
+
+
+def test_no_rate_before_anything_was_embedded():
+    lines: list[str] = []
+    progress = Progress(2, lines.append, every_s=0, bar=None)
+    progress.advance(2, chunks_embedded=0, chunks_per_second=None)
+    assert lines == ["processed 2/2 documents (100%), 0 chunks embedded, ETA 0s"]
 
 
 def test_lines_are_throttled_but_the_last_is_always_reported():
@@ -68,7 +78,7 @@ CHILD = textwrap.dedent(
         os.close(os.open(sys.argv[1], os.O_RDWR))
     from genai_assets.rag.progress import Progress
     progress = Progress(4, lambda line: print(line, flush=True), every_s=0)
-    progress.advance(4, chunks=9)
+    progress.advance(4, chunks_embedded=9, chunks_per_second=4.5)
     progress.close()
     """
 )

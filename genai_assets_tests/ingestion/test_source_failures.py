@@ -194,7 +194,8 @@ def test_an_outage_keeps_the_documents_of_an_optional_source_and_fails_a_require
     server.stop()
     _, kept, metadata = materialize(sources(str(folder), url, optional=[url]))
     assert sorted(kept, key=lambda r: r["uri"]) == sorted(first, key=lambda r: r["uri"])
-    assert metadata["unavailable"] == 1 and url in metadata["unavailable_inputs"]
+    [unavailable] = metadata["unavailable_inputs"].records
+    assert metadata["unavailable"] == 1 and unavailable.data["input"] == url
 
     failed, _, _ = materialize(sources(str(folder), url))
     assert not failed.success
@@ -215,7 +216,8 @@ def test_a_dangling_symlink_is_reported_and_keeps_its_document(dagster_home, tmp
     (elsewhere / "b.md").unlink()  # the link's target vanishes (an unmounted volume)
     _, second, metadata = materialize(sources(str(folder)))
     assert {row["uri"] for row in second} == {f"{folder}/a.md", f"{folder}/b.md"}
-    assert metadata["unavailable"] == 1 and "dangling symlink" in metadata["unavailable_inputs"]
+    [unavailable] = metadata["unavailable_inputs"].records
+    assert metadata["unavailable"] == 1 and "dangling symlink" in unavailable.data["reason"]
 
     (folder / "b.md").unlink()  # the link itself removed: now the document is gone
     _, third, _ = materialize(sources(str(folder)))

@@ -6,21 +6,18 @@ import math
 import pytest
 
 from genai_assets import settings
-from genai_assets.rag.evaluation import (
-    GoldenQuestion,
-    GoldenSetError,
+from genai_assets.rag.evaluation.golden_set import GoldenQuestion, GoldenSetError, load_golden_set
+from genai_assets.rag.evaluation.retrieval_metrics import (
     RetrievedChunk,
     comes_from,
     contains_passage,
     hit_rate_at_k,
-    load_golden_set,
-    mean_scores,
     ndcg_at_k,
     recall_at_k,
     reciprocal_rank,
     retrieval_scores,
-    worst_questions_table,
 )
+from genai_assets.rag.evaluation.scores import mean_scores, worst_questions
 
 A, B, C = frozenset({"a"}), frozenset({"b"}), frozenset({"c"})
 NONE = frozenset()
@@ -89,31 +86,23 @@ def test_metrics_need_a_target(metric):
 
 
 @pytest.mark.parametrize(
-    ("source", "document", "expected"),
+    ("rule", "found_in", "target", "expected"),
     [
-        ("/data/corpus/guides/restore.md", "guides/restore.md", True),
-        ("s3://bucket/docs/guides/restore.md", "guides/restore.md", True),
-        ("guides/restore.md", "guides/restore.md", True),
-        ("C:\\corpus\\guides\\restore.md", "guides/restore.md", True),
-        ("/data/corpus/myguides/restore.md", "guides/restore.md", False),
-        ("/data/corpus/guides/restore.md.bak", "guides/restore.md", False),
+        (comes_from, "/data/corpus/guides/restore.md", "guides/restore.md", True),
+        (comes_from, "s3://bucket/docs/guides/restore.md", "guides/restore.md", True),
+        (comes_from, "guides/restore.md", "guides/restore.md", True),
+        (comes_from, "C:\\corpus\\guides\\restore.md", "guides/restore.md", True),
+        (comes_from, "/data/corpus/myguides/restore.md", "guides/restore.md", False),
+        (comes_from, "/data/corpus/guides/restore.md.bak", "guides/restore.md", False),
+        (contains_passage, "The default\n  is 8443.", "The default is 8443.", True),
+        (contains_passage, "x The default is 8443. y", "  The default\tis 8443.\n", True),
+        (contains_passage, "The default is 8443.", "the default is 8443.", False),
+        (contains_passage, "The default is 8080.", "The default is 8443.", False),
     ],
 )
-def test_comes_from(source, document, expected):
-    assert comes_from(source, document) is expected
-
-
-@pytest.mark.parametrize(
-    ("text", "passage", "expected"),
-    [
-        ("The default\n  is 8443.", "The default is 8443.", True),
-        ("x The default is 8443. y", "  The default\tis 8443.\n", True),
-        ("The default is 8443.", "the default is 8443.", False),
-        ("The default is 8080.", "The default is 8443.", False),
-    ],
-)
-def test_contains_passage(text, passage, expected):
-    assert contains_passage(text, passage) is expected
+def test_relevance_rules(rule, found_in, target, expected):
+    """comes_from(source, document) and contains_passage(text, passage)."""
+    assert rule(found_in, target) is expected
 
 
 def question(**kwargs) -> GoldenQuestion:
@@ -249,14 +238,14 @@ def test_mean_scores_skip_missing_and_nan():
     assert mean_scores(rows, ["m", "n"]) == {"m": 0.5, "n": None}
 
 
-def test_worst_questions_table_orders_by_score():
+def test_worst_questions_orders_by_score_with_unscored_last():
     rows = [
         {"id": "good", "question": "Fine?", "recall_at_k": 1.0, "retrieved_sources": "/c/a/b.md"},
         {"id": "bad", "question": "A | B?", "recall_at_k": 0.0, "retrieved_sources": "/c/x/y.md"},
         {"id": "unrun", "question": "?", "recall_at_k": None, "retrieved_sources": ""},
     ]
-    table = worst_questions_table(rows, ["recall_at_k"], limit=2).splitlines()
-    assert table[0] == "| id | question | recall_at_k | top sources |"
-    assert table[2] == "| bad | A \\| B? | 0.000 | `x/y.md` |"
-    assert table[3].startswith("| good |")
-    assert len(table) == 4
+    worst = worst_questions(rows, ["recall_at_k"], limit=2)
+    assert worst == [
+        {"id": "bad", "question": "A | B?", "recall_at_k": 0.0, "top_sources": "x/y.md"},
+        {"id": "good", "question": "Fine?", "recall_at_k": 1.0, "top_sources": "a/b.md"},
+    ]

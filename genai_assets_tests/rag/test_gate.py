@@ -2,10 +2,10 @@
 
 import pytest
 
-from genai_assets.rag.evaluation import Coverage, score_coverage
-from genai_assets.rag.gate import GateThresholds, decide
+from genai_assets.rag.evaluation.gate import RetrievalGateThresholds, decide
+from genai_assets.rag.evaluation.scores import Coverage, score_coverage
 
-THRESHOLDS = GateThresholds(
+THRESHOLDS = RetrievalGateThresholds(
     minimums={"recall_at_k": 0.75, "mrr": 0.5},
     compared=("recall_at_k", "mrr"),
     max_regression=0.125,
@@ -34,7 +34,7 @@ def test_minimum_failure_names_metric_and_shortfall():
         0.25,
     )
     assert decision.summary() == ("failed: recall_at_k = 0.500 is below the minimum 0.750 by 0.250")
-    assert "| recall_at_k | minimum | 0.500 | 0.750 | **no** |" in decision.table()
+    assert decision.margins() == {"recall_at_k": -0.25, "mrr": 0.25}
 
 
 def test_regression_against_serving_fails_by_the_excess():
@@ -46,16 +46,17 @@ def test_regression_against_serving_fails_by_the_excess():
     assert failure.rule == "regression"
     assert failure.required == 0.875
     assert failure.shortfall == 0.125
+    assert decision.margins()["recall_at_k_vs_serving"] == -0.125
     assert "worse than the serving index allows (at least 0.875) by 0.125" in decision.summary()
 
 
 def test_a_metric_with_a_minimum_that_was_not_run_fails():
-    thresholds = GateThresholds(minimums={"faithfulness": 0.8}, compared=())
+    thresholds = RetrievalGateThresholds(minimums={"faithfulness": 0.8}, compared=())
     decision = decide({"faithfulness": None}, None, thresholds)
     assert not decision.passed
     assert decision.failures[0].rule == "not run"
     assert "faithfulness was not computed" in decision.summary()
-    assert "| faithfulness | minimum | not run | 0.800 | **no** |" in decision.table()
+    assert decision.margins() == {}  # no value, so no margin to the minimum
 
 
 @pytest.mark.parametrize("serving", [None, {"recall_at_k": None, "mrr": None}, {}])
@@ -82,7 +83,9 @@ def full(n: int = 40) -> Coverage:
 
 
 def test_a_gated_metric_scored_for_too_few_questions_refuses_instead_of_passing():
-    thresholds = GateThresholds(minimums={"recall_at_k": 0.75, "faithfulness": 0.5}, compared=())
+    thresholds = RetrievalGateThresholds(
+        minimums={"recall_at_k": 0.75, "faithfulness": 0.5}, compared=()
+    )
     # One judged question out of 40, and a fine score on it: the survivors prove nothing.
     coverage = {"recall_at_k": full(), "faithfulness": Coverage(1, 40)}
     decision = decide({"recall_at_k": 0.9, "faithfulness": 1.0}, None, thresholds, coverage)
@@ -93,18 +96,20 @@ def test_a_gated_metric_scored_for_too_few_questions_refuses_instead_of_passing(
         "failed: faithfulness was scored for only 1 of 40 questions (2%), below the required "
         "coverage of 90%; no verdict on the rest"
     )
-    assert "| faithfulness | coverage (1/40 scored) | 0.025 | 0.900 | **no** |" in decision.table()
+    assert decision.margins()["coverage_faithfulness"] == pytest.approx(0.025 - 0.9)
 
 
 @pytest.mark.parametrize(("scored", "passed"), [(36, True), (35, False)])
 def test_coverage_at_the_configured_share_passes(scored, passed):
-    thresholds = GateThresholds(minimums={"faithfulness": 0.5}, compared=(), min_coverage=0.9)
+    thresholds = RetrievalGateThresholds(
+        minimums={"faithfulness": 0.5}, compared=(), min_coverage=0.9
+    )
     coverage = {"faithfulness": Coverage(scored, 40)}
     assert decide({"faithfulness": 0.8}, None, thresholds, coverage).passed is passed
 
 
 def test_coverage_counts_for_compared_metrics_and_not_for_ungated_ones():
-    thresholds = GateThresholds(minimums={}, compared=("mrr",), min_coverage=0.9)
+    thresholds = RetrievalGateThresholds(minimums={}, compared=("mrr",), min_coverage=0.9)
     coverage = {"mrr": Coverage(20, 40), "rouge_l": Coverage(0, 40)}
     decision = decide({"mrr": 0.8}, {"mrr": 0.8}, thresholds, coverage)
     assert [(f.metric, f.rule) for f in decision.failures] == [("mrr", "coverage")]

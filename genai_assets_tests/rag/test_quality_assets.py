@@ -18,12 +18,13 @@ import openai
 import pytest
 
 from genai_assets import settings
-from genai_assets.defs.rag import assets, quality
+from genai_assets.defs.rag import assets, jobs, quality_gate, quality_metrics
+from genai_assets.defs.rag.serving import rag_serving_index
 from genai_assets.defs.resources import build_resources
 from genai_assets.rag import rollback
 from genai_assets.rag.blue_green import BlueGreenIndex
 from genai_assets.rag.embedder import PACKAGED_MODEL, resolve_model_path
-from genai_assets.rag.ragas_metrics import RagasSample, llm_judgements
+from genai_assets.rag.evaluation.ragas_metrics import RagasSample, llm_judgements
 from genai_assets.rag.vector_store import CollectionSpec
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
@@ -31,9 +32,9 @@ from genai_assets.resources.openai_api import OpenAICompatibleResource
 ALL = [
     assets.raw_documents,
     assets.document_embeddings,
-    quality.rag_quality_metrics,
-    quality.rag_quality_gate,
-    quality.rag_serving_index,
+    quality_metrics.rag_quality_metrics,
+    quality_gate.rag_quality_gate,
+    rag_serving_index,
 ]
 CANDIDATE_SETTINGS = {"overlap_tokens": 16}  # another fingerprint, near-identical chunks
 
@@ -115,11 +116,15 @@ def test_quality_metrics_on_the_sample_corpus_pass_the_shipped_gate(env, first_r
     metadata = materialized(first_run)["rag_quality_metrics"]
     assert metadata["collection"].value == collection
     assert metadata["model"].value == "sentence-transformers/all-MiniLM-L6-v2"
-    assert metadata["questions"].value == 40
+    # Settings and sizes of the golden set are text: the UI does not plot constants.
+    assert (metadata["questions"].value, metadata["k"].value) == ("40", "5")
     assert "not run" in metadata["llm_metrics"].value
     assert "faithfulness" not in metadata
-    assert "| id | question |" in metadata["worst_questions"].value
-    shipped = quality.QualityGateConfig()
+    worst = metadata["worst_questions"]
+    assert isinstance(worst, dg.TableMetadataValue)
+    assert [c.name for c in worst.schema.columns][:3] == ["id", "question", "recall_at_k"]
+    assert len(worst.records) == 10
+    shipped = quality_gate.QualityGateConfig()
     minimums = {
         "hit_rate_at_k": shipped.min_hit_rate_at_k,
         "recall_at_k": shipped.min_recall_at_k,
@@ -142,7 +147,7 @@ def test_quality_metrics_on_the_sample_corpus_pass_the_shipped_gate(env, first_r
 
 def test_in_place_refresh_keeps_the_live_collection(env, first_run):
     live_before = live(env)
-    result = materialize(env, selection=[assets.document_embeddings, quality.rag_serving_index])
+    result = materialize(env, selection=[assets.document_embeddings, rag_serving_index])
     assert result.success
     metadata = materialized(result)
     assert metadata["document_embeddings"]["chunks_embedded"].value == 0
@@ -177,8 +182,8 @@ def test_bad_candidate_is_blocked_good_one_promoted_and_rolled_back(env, first_r
     old = live(env)
     candidate_selection = [
         assets.document_embeddings,
-        quality.rag_quality_metrics,
-        quality.rag_serving_index,
+        quality_metrics.rag_quality_metrics,
+        rag_serving_index,
     ]
 
     # A candidate that fails the gate: the run stops before rag_serving_index.
@@ -193,17 +198,21 @@ def test_bad_candidate_is_blocked_good_one_promoted_and_rolled_back(env, first_r
     evaluation = gate(bad)
     assert not evaluation.passed
     assert "recall_at_k = 0.000 is below the minimum" in evaluation.description
-    assert (
-        evaluation.metadata["shortfall_recall_at_k"].value
-        == quality.QualityGateConfig().min_recall_at_k
-    )
+    # Margins to every threshold are numbers the UI plots; negative is short of it.
+    margin = evaluation.metadata["margin_recall_at_k"]
+    assert isinstance(margin, dg.FloatMetadataValue)
+    assert margin.value == -quality_gate.QualityGateConfig().min_recall_at_k
+    rules = evaluation.metadata["rules"]
+    assert isinstance(rules, dg.TableMetadataValue)
+    [recall] = [r.data for r in rules.records if r.data["metric"] == "recall_at_k"]
+    assert (recall["candidate"], recall["margin"], recall["ok"]) == (0.0, margin.value, False)
     assert "is not promoted" in evaluation.metadata["not_promoted"].value
     assert "rag_serving_index" not in materialized(bad)
     assert materialized(bad)["rag_quality_metrics"]["unanswerable_in_index"].value == 3
     assert live(env) == old
 
     # Materializing rag_serving_index alone cannot skip the failed gate.
-    alone = materialize(env, selection=[quality.rag_serving_index])
+    alone = materialize(env, selection=[rag_serving_index])
     assert not alone.success
     assert live(env) == old
 
@@ -224,7 +233,7 @@ def test_bad_candidate_is_blocked_good_one_promoted_and_rolled_back(env, first_r
     assert live(env) == candidate
 
     # The rollback job swaps back.
-    job = quality.rag_rollback_job.execute_in_process(
+    job = jobs.rag_rollback_job.execute_in_process(
         instance=env["instance"], resources={"qdrant": env["resources"]["qdrant"]}
     )
     assert job.success
@@ -236,7 +245,7 @@ def test_bad_candidate_is_blocked_good_one_promoted_and_rolled_back(env, first_r
     assert live(env) == old
 
     # Promote again (the gate passed for these metrics), then roll back from the command line.
-    again = materialize(env, selection=[quality.rag_serving_index])
+    again = materialize(env, selection=[rag_serving_index])
     assert again.success
     assert live(env) == candidate
     storage = str(settings.storage_root() / "index")
@@ -249,7 +258,7 @@ def test_bad_candidate_is_blocked_good_one_promoted_and_rolled_back(env, first_r
     with env["resources"]["qdrant"].open() as store:
         store.create_collection(other, CollectionSpec(384))
         BlueGreenIndex(store, "documents").promote(other, reason="someone else")
-    racing = materialize(env, selection=[quality.rag_serving_index])
+    racing = materialize(env, selection=[rag_serving_index])
     assert not racing.success
     failure = racing.get_step_failure_events()[0].event_specific_data.error.message
     assert f"points at {other}, not {old} as expected" in failure
@@ -365,7 +374,7 @@ def test_llm_judged_metrics_with_a_judge_double(env, first_run, tmp_path):
         llm = OpenAICompatibleResource(base_url=double.base_url, model="judge-double", api_key="x")
         result = materialize(
             env,
-            selection=[quality.rag_quality_metrics],
+            selection=[quality_metrics.rag_quality_metrics],
             metrics={"golden_set_path": str(golden), "compare_with_serving": False, "top_k": 3},
             resources={"llm": llm},
             gate_config={"extra_minimums": {"faithfulness": 0.625}},
@@ -381,7 +390,7 @@ def test_llm_judged_metrics_with_a_judge_double(env, first_run, tmp_path):
     evaluation = gate(result)
     assert not evaluation.passed
     assert "faithfulness = 0.500 is below the minimum 0.625 by 0.125" in evaluation.description
-    assert evaluation.metadata["shortfall_faithfulness"].value == 0.125
+    assert evaluation.metadata["margin_faithfulness"].value == -0.125
     rows = result.output_for_node("rag_quality_metrics")
     assert [row["answer"] for row in rows] == [
         "Answer to: " + json.loads(line)["question"] for line in lines
@@ -431,7 +440,7 @@ def test_judge_failures_are_counted_and_too_few_judged_questions_refuse_the_gate
         llm = OpenAICompatibleResource(base_url=double.base_url, model="judge-double", api_key="x")
         result = materialize(
             env,
-            selection=[quality.rag_quality_metrics],
+            selection=[quality_metrics.rag_quality_metrics],
             metrics={"golden_set_path": str(golden), "compare_with_serving": False, "top_k": 3},
             resources={"llm": llm},
             # The two judged questions score 0.5, above this minimum, and the questions
@@ -448,9 +457,19 @@ def test_judge_failures_are_counted_and_too_few_judged_questions_refuse_the_gate
     assert metadata["llm_failures"].value == 2
     assert metadata["faithfulness"].value == 0.5  # the mean over the survivors...
     assert metadata["coverage_faithfulness"].value == 0.5  # ...which are half the questions
-    assert "| faithfulness | 2 | 4 | 50% |" in metadata["metric_coverage"].value
-    unscored = metadata["unscored_questions"].value
-    assert f"| {lines[1]['id']} | faithfulness | answer generation failed: Internal" in unscored
+    coverage = {r.data["metric"]: r.data for r in metadata["metric_coverage"].records}
+    assert coverage["faithfulness"] == {
+        "metric": "faithfulness",
+        "scored": 2,
+        "applies_to": 4,
+        "share": 0.5,
+    }
+    unscored = [r.data for r in metadata["unscored_questions"].records]
+    assert any(
+        (u["id"], u["metric"]) == (lines[1]["id"], "faithfulness")
+        and u["why_not_scored"].startswith("answer generation failed: Internal")
+        for u in unscored
+    )
     rows = result.output_for_node("rag_quality_metrics")
     # Without an answer neither the judge nor the answer metrics have anything to score.
     assert rows[1]["unscored"] == {
@@ -481,7 +500,7 @@ def test_query_vectors_come_from_the_precision_that_built_the_collection(env, fi
     # The embedder resource now says fp32: the questions must still be embedded at bf16.
     result = materialize(
         env,
-        selection=[quality.rag_quality_metrics],
+        selection=[quality_metrics.rag_quality_metrics],
         metrics={"golden_set_path": str(golden), "compare_with_serving": False},
         resources={"embedder": SentenceTransformerResource(dtype="fp32", device="cpu")},
     )
@@ -489,16 +508,19 @@ def test_query_vectors_come_from_the_precision_that_built_the_collection(env, fi
 
 
 def test_a_query_mode_other_than_dense_reports_dense_alone_beside_it(env, first_run):
-    metrics_only = [quality.rag_quality_metrics]
+    metrics_only = [quality_metrics.rag_quality_metrics]
     hybrid = materialize(env, selection=metrics_only, metrics={"query_mode": "hybrid"})
     assert hybrid.success
     metadata = materialized(hybrid)["rag_quality_metrics"]
     assert metadata["query_mode"].value == "hybrid"
-    table = metadata["query_mode_gain"].value
-    assert table.startswith("| metric | hybrid | dense alone | gain |")
+    table = metadata["query_mode_gain"]
+    assert [c.name for c in table.schema.columns] == ["metric", "hybrid", "dense_alone", "gain"]
+    gains = {r.data["metric"]: r.data for r in table.records}
     for metric in ("hit_rate_at_k", "recall_at_k", "mrr", "ndcg_at_k"):
         assert 0.0 <= metadata[f"dense_only_{metric}"].value <= 1.0
-        assert f"| {metric} |" in table
+        assert gains[metric]["dense_alone"] == pytest.approx(
+            metadata[f"dense_only_{metric}"].value, abs=1e-6
+        )
 
     dense = materialize(env, selection=metrics_only, metrics={"query_mode": "dense"})
     dense_metadata = materialized(dense)["rag_quality_metrics"]

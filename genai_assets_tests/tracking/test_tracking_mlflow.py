@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from genai_assets.defs.fine_tuning import assets, checks, jobs
 from genai_assets.defs.rag import assets as rag_assets
-from genai_assets.defs.rag import quality
+from genai_assets.defs.rag import quality_metrics
 from genai_assets.defs.resources import build_resources
 from genai_assets.finetune import paths, serving
 from genai_assets.finetune.eval_set import write_eval_set
@@ -241,7 +241,11 @@ def test_rag_quality_metrics_records_a_run_per_evaluated_collection(
 ):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     result = dg.materialize(
-        [rag_assets.raw_documents, rag_assets.document_embeddings, quality.rag_quality_metrics],
+        [
+            rag_assets.raw_documents,
+            rag_assets.document_embeddings,
+            quality_metrics.rag_quality_metrics,
+        ],
         resources={
             **build_resources("local"),
             "embedder": SentenceTransformerResource(dtype="bf16", device="cpu"),

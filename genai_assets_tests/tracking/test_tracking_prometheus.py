@@ -22,7 +22,7 @@ from genai_assets import settings
 from genai_assets.defs.automation.metrics import metrics_push_sensor
 from genai_assets.defs.rag import assets as rag_assets
 from genai_assets.defs.resources import build_resources
-from genai_assets.rag.index_evaluation import ALL_METRICS
+from genai_assets.rag.evaluation.collection import ALL_METRICS
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.prometheus import PushgatewayResource
 from genai_assets.tracking import prometheus_metrics as pm

@@ -15,7 +15,7 @@ import json
 
 import dagster as dg
 
-from genai_assets.rag.index_evaluation import ALL_METRICS
+from genai_assets.rag.evaluation.collection import ALL_METRICS
 from genai_assets.resources.prometheus import PushgatewayResource
 from genai_assets.tracking import prometheus_metrics
 

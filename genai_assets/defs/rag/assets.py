@@ -3,12 +3,14 @@
 import dagster as dg
 from pydantic import Field
 
+from genai_assets.defs.automation.domains import RAG_GROUP
 from genai_assets.defs.automation.policies import (
     QDRANT_POOL,
     embedding_op_tags,
     external_call,
     external_retry_policy,
 )
+from genai_assets.defs.rag.metadata import OWNERS, qdrant_location, skipped_table
 from genai_assets.rag.chunking import Chunker
 from genai_assets.rag.documents import LOADER_VERSION, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer, model_revision
@@ -22,30 +24,12 @@ from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.qdrant import QdrantResource
 
-GROUP = "rag"
-OWNERS = ["team:ml-platform"]
 TAGS = {"stage": "ingestion"}
 # Code versions: bump the asset's own number when its code changes what it produces;
 # the library constants move with the loader and the chunker. Run-time settings
 # (model, chunk sizes) are versioned by the collection name instead.
 RAW_DOCUMENTS_VERSION = f"1-loader{LOADER_VERSION}"
 DOCUMENT_EMBEDDINGS_VERSION = f"1-chunker{CHUNKER_VERSION}"
-
-
-def skipped_table(skipped: list[tuple[str, str]], limit: int = 50) -> str:
-    """A markdown table of skipped inputs and their reasons."""
-    if not skipped:
-        return "No input was skipped."
-    rows = [f"| `{uri}` | {reason} |" for uri, reason in skipped[:limit]]
-    more = [f"\n... and {len(skipped) - limit} more"] if len(skipped) > limit else []
-    return "\n".join(["| input | reason |", "| --- | --- |", *rows, *more])
-
-
-def qdrant_location(qdrant: QdrantResource, collection: str) -> dg.MetadataValue:
-    """A link to the collection in the Qdrant dashboard, or the local storage folder."""
-    if qdrant.url:
-        return dg.MetadataValue.url(f"{qdrant.url.rstrip('/')}/dashboard#/collections/{collection}")
-    return dg.MetadataValue.path(qdrant.describe())
 
 
 class RawDocumentsConfig(dg.Config):
@@ -59,7 +43,7 @@ class RawDocumentsConfig(dg.Config):
 
 
 @dg.asset(
-    group_name=GROUP,
+    group_name=RAG_GROUP,
     kinds={"python", "text"},
     owners=OWNERS,
     tags=TAGS,
@@ -95,7 +79,7 @@ def raw_documents(
         raise dg.Failure(
             description=f"no readable document in sources {sources}; {len(skipped)} inputs "
             "skipped: " + "; ".join(f"{uri}: {reason}" for uri, reason in skipped[:5]),
-            metadata={"skipped_inputs": dg.MetadataValue.md(skipped_table(skipped))},
+            metadata={"skipped_inputs": skipped_table(skipped)},
             allow_retries=False,
         )
     pruned = manifest.finish()
@@ -120,9 +104,9 @@ def raw_documents(
             "formats": dg.MetadataValue.json(manifest.counts("format")),
             "encodings": dg.MetadataValue.json(manifest.counts("encoding")),
             "sources": dg.MetadataValue.json(sources),
-            "skipped_inputs": dg.MetadataValue.md(skipped_table(skipped)),
-            "unavailable_inputs": dg.MetadataValue.md(skipped_table(manifest.unavailable)),
-            "not_ingested_entries": dg.MetadataValue.md(skipped_table(manifest.not_ingested)),
+            "skipped_inputs": skipped_table(skipped),
+            "unavailable_inputs": skipped_table(manifest.unavailable),
+            "not_ingested_entries": skipped_table(manifest.not_ingested),
             "snapshot_store": dg.MetadataValue.path(document_store.describe()),
         },
     )
@@ -155,7 +139,7 @@ class DocumentEmbeddingsConfig(dg.Config):
 
 
 @dg.asset(
-    group_name=GROUP,
+    group_name=RAG_GROUP,
     kinds={"qdrant", "sentence_transformers"},
     owners=OWNERS,
     tags=TAGS,
@@ -243,6 +227,7 @@ def document_embeddings(
             SyncSummary(summary_path).save(fingerprint, docs, report.document_points)
     for uri, reason in report.skipped:
         context.log.warning(f"skipped {uri}: {reason}")
+    context.log.info(f"{collection}: {report.summary()}")
     value = {
         "collection": collection,
         "alias": qdrant.collection,
@@ -271,14 +256,19 @@ def document_embeddings(
         "chunks_reused": dg.MetadataValue.int(report.chunks_reused),
         "chunks_deduplicated": dg.MetadataValue.int(report.chunks_deduplicated),
         "chunks_deleted": dg.MetadataValue.int(report.chunks_deleted),
-        "chunks_per_second": dg.MetadataValue.float(round(report.chunks_per_second, 2)),
-        "token_coverage": dg.MetadataValue.float(round(report.token_coverage, 6)),
-        "chunk_tokens": dg.MetadataValue.int(chunk_tokens),
+        # A setting, not a measurement: text, so the UI does not plot it.
+        "chunk_tokens": dg.MetadataValue.text(str(chunk_tokens)),
         "model_loaded": dg.MetadataValue.bool(report.model_loaded or probed is not None),
         "index_opened": dg.MetadataValue.bool(known_points is None),
-        "skipped_inputs": dg.MetadataValue.md(skipped_table(report.skipped)),
+        "skipped_inputs": skipped_table(report.skipped),
         "model_revision": revision,
         "dtype": f"{precision.dtype} ({precision.reason})",
         "device": precision.device,
     }
+    # Rates exist only where there was work: a run that read or embedded nothing plots no point.
+    if report.chunks_per_second is not None:
+        # Rounded as the log line shows it (report.summary()), so the two read the same.
+        metadata["chunks_per_second"] = dg.MetadataValue.float(round(report.chunks_per_second, 1))
+    if report.token_coverage is not None:
+        metadata["token_coverage"] = dg.MetadataValue.float(round(report.token_coverage, 6))
     return dg.MaterializeResult(value=value, metadata=metadata)

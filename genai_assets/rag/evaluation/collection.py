@@ -12,21 +12,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genai_assets.rag.evaluation import (
-    RETRIEVAL_METRICS,
-    GoldenQuestion,
-    RetrievedChunk,
-    comes_from,
-    contains_passage,
-    retrieval_scores,
-)
-from genai_assets.rag.ragas_metrics import (
+from genai_assets.rag.embedder import Embedder, Precision, resolve_device
+from genai_assets.rag.evaluation.golden_set import GoldenQuestion
+from genai_assets.rag.evaluation.ragas_metrics import (
     LLM_METRICS,
     NON_LLM_METRICS,
     LLMJudgement,
     RagasSample,
     llm_judgements,
     non_llm_scores,
+)
+from genai_assets.rag.evaluation.retrieval_metrics import (
+    RETRIEVAL_METRICS,
+    RetrievedChunk,
+    comes_from,
+    contains_passage,
+    retrieval_scores,
 )
 from genai_assets.rag.search import search
 from genai_assets.rag.vector_store import QueryMode, VectorStore
@@ -105,6 +106,33 @@ def retrieve_all(
     ]
     contexts, points = reference_contexts(store, store.resolve(collection), questions)
     return Retrieval(collection, chunks, contexts, points, time.perf_counter() - started)
+
+
+class QueryEncoders:
+    """Query embedders at the precision that built each collection, one per precision.
+
+    Query vectors come from the dtype that built the collection. A GPU that built it
+    may not be here: then that dtype runs on the CPU, which embeds the same up to
+    rounding. ``precision`` says, per role, what the queries really ran at.
+    """
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+        self.precision: dict[str, str] = {}
+        self._embedders: dict[tuple[str, str, str], Embedder] = {}
+
+    def encoder(self, role: str, model: str, device: str, dtype: str) -> Callable[[list[str]], Any]:
+        """The encode function for a collection built by ``model`` at ``dtype`` on ``device``."""
+        available = device in ("cpu", resolve_device("auto"))
+        runs_on = device if available else "cpu"
+        self.precision[role] = f"{dtype} on {runs_on}" + (
+            "" if available else f" (the collection was built on {device})"
+        )
+        key = (model, runs_on, dtype)
+        if key not in self._embedders:
+            decided = Precision(runs_on, dtype, "the collection's")
+            self._embedders[key] = Embedder(model, batch_size=self.batch_size, precision=decided)
+        return self._embedders[key].encode
 
 
 @dataclass(frozen=True)

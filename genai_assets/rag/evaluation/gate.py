@@ -1,4 +1,4 @@
-"""The quality gate: may a candidate index go live?
+"""The retrieval quality gate: may a candidate index go live?
 
 Two kinds of rule, both on mean scores over the golden set:
 
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from genai_assets.rag.evaluation import Coverage
+from genai_assets.rag.evaluation.scores import Coverage
 
 DEFAULT_MINIMUMS = {"hit_rate_at_k": 0.85, "recall_at_k": 0.75, "mrr": 0.6, "ndcg_at_k": 0.6}
 DEFAULT_COMPARED = ("recall_at_k", "mrr", "ndcg_at_k")
@@ -26,7 +26,7 @@ DEFAULT_MIN_COVERAGE = 0.9
 
 
 @dataclass(frozen=True)
-class GateThresholds:
+class RetrievalGateThresholds:
     """Minimums per metric, and how much worse than the serving index a candidate may be."""
 
     minimums: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MINIMUMS))
@@ -36,7 +36,7 @@ class GateThresholds:
 
 
 @dataclass(frozen=True)
-class GateFailure:
+class RetrievalGateFailure:
     """One rule the candidate broke, and by how much."""
 
     metric: str
@@ -67,11 +67,11 @@ class GateFailure:
 
 
 @dataclass(frozen=True)
-class GateDecision:
+class RetrievalGateDecision:
     """Whether the candidate passed, the rules it broke, and every comparison made."""
 
     passed: bool
-    failures: list[GateFailure]
+    failures: list[RetrievalGateFailure]
     comparisons: list[dict[str, Any]]
 
     def summary(self) -> str:
@@ -80,31 +80,34 @@ class GateDecision:
             return f"passed all {len(self.comparisons)} rules"
         return "failed: " + "; ".join(f.describe() for f in self.failures)
 
-    def table(self) -> str:
-        """Every rule as a markdown table row."""
-        lines = ["| metric | rule | candidate | required | ok |", "| --- | --- | --- | --- | --- |"]
-        for c in self.comparisons:
-            value = "not run" if c["value"] is None else f"{c['value']:.3f}"
-            lines.append(
-                f"| {c['metric']} | {c['rule']} | {value} | {c['required']:.3f} | "
-                f"{'yes' if c['ok'] else '**no**'} |"
-            )
-        return "\n".join(lines)
+    def margins(self) -> dict[str, float]:
+        """How far each rule's value is above what it requires (negative: short of it).
+
+        Keyed ``<metric>`` for a minimum, ``<metric>_vs_serving`` for the comparison
+        with the serving index and ``coverage_<metric>`` for coverage; a metric that
+        was not computed has no margin.
+        """
+        keys = {"minimum": "{}", "regression": "{}_vs_serving", "coverage": "coverage_{}"}
+        return {
+            keys[c["kind"]].format(c["metric"]): c["value"] - c["required"]
+            for c in self.comparisons
+            if c["value"] is not None
+        }
 
 
 def decide(
     candidate: Mapping[str, float | None],
     serving: Mapping[str, float | None] | None,
-    thresholds: GateThresholds,
+    thresholds: RetrievalGateThresholds,
     coverage: Mapping[str, Coverage] | None = None,
-) -> GateDecision:
+) -> RetrievalGateDecision:
     """Apply the thresholds to the candidate's mean scores (and the serving index's, if any).
 
     ``coverage``, per metric, says how many questions the candidate's means are over:
     every gated metric (with a minimum, or compared) that applies to some question
     must be scored for at least ``thresholds.min_coverage`` of them.
     """
-    failures: list[GateFailure] = []
+    failures: list[RetrievalGateFailure] = []
     comparisons: list[dict[str, Any]] = []
     gated = [
         *thresholds.minimums,
@@ -118,6 +121,7 @@ def decide(
         comparisons.append(
             {
                 "metric": metric,
+                "kind": "coverage",
                 "rule": f"coverage ({counted.scored}/{counted.applicable} scored)",
                 "value": counted.share,
                 "required": thresholds.min_coverage,
@@ -127,21 +131,22 @@ def decide(
         if not ok:
             shortfall = thresholds.min_coverage - counted.share
             failures.append(
-                GateFailure(
+                RetrievalGateFailure(
                     metric, "coverage", counted.share, thresholds.min_coverage, shortfall, counted
                 )
             )
     for metric, minimum in thresholds.minimums.items():
         value = candidate.get(metric)
         if value is None:
-            failure = GateFailure(metric, "not run", None, minimum, None)
+            failure = RetrievalGateFailure(metric, "not run", None, minimum, None)
         elif value < minimum:
-            failure = GateFailure(metric, "minimum", value, minimum, minimum - value)
+            failure = RetrievalGateFailure(metric, "minimum", value, minimum, minimum - value)
         else:
             failure = None
         comparisons.append(
             {
                 "metric": metric,
+                "kind": "minimum",
                 "rule": "minimum",
                 "value": value,
                 "required": minimum,
@@ -161,6 +166,7 @@ def decide(
             comparisons.append(
                 {
                     "metric": metric,
+                    "kind": "regression",
                     "rule": f"serving {baseline:.3f} - {thresholds.max_regression:.3f}",
                     "value": value,
                     "required": required,
@@ -169,5 +175,7 @@ def decide(
             )
             if not ok:
                 shortfall = required - value
-                failures.append(GateFailure(metric, "regression", value, required, shortfall))
-    return GateDecision(not failures, failures, comparisons)
+                failures.append(
+                    RetrievalGateFailure(metric, "regression", value, required, shortfall)
+                )
+    return RetrievalGateDecision(not failures, failures, comparisons)
