@@ -155,8 +155,13 @@ class BlueGreenIndex:
         old_status: str,
         old_event: dict[str, Any],
     ) -> None:
-        """Build the new record and swap it in with the alias, expecting ``current`` live."""
-        now = target_event["at"]
+        """Build the new record and swap it in with the alias, expecting ``current`` live.
+
+        ``target_event`` goes on ``target``'s history, ``old_event`` on ``current``'s
+        (which takes ``old_status``); both are stamped with the time of the swap.
+        """
+        now = _now()
+        target_event, old_event = {"at": now, **target_event}, {"at": now, **old_event}
         existing = set(self.store.list_collections())
         new = {name: dict(v) for name, v in records.items() if name in existing}
         entry = new.setdefault(target, {})
@@ -170,6 +175,14 @@ class BlueGreenIndex:
             self.store.swap_alias(self.alias, target, current, {"versions": new})
         except AliasConflictError as error:
             raise BlueGreenError(str(error)) from error
+
+    def _check_expected(self, current: str | None, expected: str | None | AsRead) -> None:
+        """Refuse a swap when the alias no longer points where the caller saw it."""
+        if not isinstance(expected, AsRead) and expected != current:
+            raise BlueGreenError(
+                f"alias {self.alias!r} points at {current}, not {expected} as expected: another "
+                "promotion or rollback changed it; nothing was changed"
+            )
 
     def _check_target(self, collection: str) -> None:
         if not self.is_versioned(collection):
@@ -196,14 +209,9 @@ class BlueGreenIndex:
                 "rename or delete it"
             )
         current, records = self._state()
-        if current != candidate and not isinstance(expected, AsRead) and expected != current:
-            # (When the candidate is live already nothing is swapped, whatever was expected.)
-            raise BlueGreenError(
-                f"alias {self.alias!r} points at {current}, not {expected} as expected: another "
-                "promotion or rollback changed it; nothing was changed"
-            )
         if current == candidate:
-            # A promotion killed after its swap has not pruned yet: finish that.
+            # Nothing to swap, whatever was expected. A promotion killed after its swap
+            # has not pruned yet: finish that.
             deleted = self.prune()
             return SwapResult(
                 "already_live",
@@ -215,14 +223,14 @@ class BlueGreenIndex:
                 f"{candidate} is already live behind {self.alias!r} (an in-place refresh); "
                 "nothing to swap",
             )
-        now = _now()
+        self._check_expected(current, expected)
         self._swap(
             candidate,
             current,
             records,
-            {"at": now, "event": "promoted", "replaced": current, "reason": reason},
+            {"event": "promoted", "replaced": current, "reason": reason},
             "previous",
-            {"at": now, "event": "retired", "by": candidate},
+            {"event": "retired", "by": candidate},
         )
         deleted = self.prune()
         return SwapResult(
@@ -253,11 +261,7 @@ class BlueGreenIndex:
         current, records = self._state()
         if current is None:
             raise BlueGreenError(f"alias {self.alias!r} does not exist: nothing to roll back")
-        if not isinstance(expected, AsRead) and expected != current:
-            raise BlueGreenError(
-                f"alias {self.alias!r} points at {current}, not {expected} as expected: another "
-                "promotion or rollback changed it; nothing was changed"
-            )
+        self._check_expected(current, expected)
         targets = [v for v in self.versions() if v.status == "previous"]
         if not targets:
             raise BlueGreenError(
@@ -265,14 +269,13 @@ class BlueGreenIndex:
                 "to roll back to"
             )
         target = targets[0].name
-        now = _now()
         self._swap(
             target,
             current,
             records,
-            {"at": now, "event": "restored", "replaced": current, "reason": reason},
+            {"event": "restored", "replaced": current, "reason": reason},
             "rolled_back",
-            {"at": now, "event": "rolled_back", "by": target, "reason": reason},
+            {"event": "rolled_back", "by": target, "reason": reason},
         )
         return SwapResult(
             "rolled_back",

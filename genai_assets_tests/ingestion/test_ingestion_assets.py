@@ -1,6 +1,7 @@
 """raw_documents -> document_embeddings through dg.materialize, real model, real Qdrant Edge."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,21 +47,31 @@ def resources(corpus, embedder=None):
     }
 
 
-def materialize(corpus, embedder=None, **config):
+def materialize_logged(corpus, embedder=None, **config):
+    """One run: document_embeddings' metadata (plain values), its value, the run's log messages."""
     run_config = {"ops": {"document_embeddings": {"config": config}}} if config else None
-    result = dg.materialize(
-        [raw_documents, document_embeddings],
-        resources=resources(corpus, embedder),
-        run_config=run_config,
-    )
-    assert result.success
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [raw_documents, document_embeddings],
+            resources=resources(corpus, embedder),
+            run_config=run_config,
+            instance=instance,
+        )
+        assert result.success
+        lines = [entry.user_message for entry in instance.all_logs(result.run_id)]
+        value = result.output_for_node("document_embeddings")
     metadata = {
         m.asset_key.to_user_string(): {k: getattr(v, "value", v) for k, v in m.metadata.items()}
         for m in (
             e.event_specific_data.materialization for e in result.get_asset_materialization_events()
         )
     }
-    return metadata["document_embeddings"], result.output_for_node("document_embeddings")
+    return metadata["document_embeddings"], value, lines
+
+
+def materialize(corpus, embedder=None, **config):
+    metadata, value, _ = materialize_logged(corpus, embedder, **config)
+    return metadata, value
 
 
 def collection_points(home, collection):
@@ -86,7 +97,7 @@ def test_incremental_ingestion_lifecycle(dagster_home, tmp_path):
     corpus = tmp_path / "corpus"
     write_corpus(corpus)
 
-    first, value = materialize(corpus)
+    first, value, log = materialize_logged(corpus)
     points = collection_points(dagster_home, value["collection"])
     assert first["documents_new"] == 6 and first["documents_unchanged"] == 0
     assert first["model_loaded"] is True
@@ -101,8 +112,20 @@ def test_incremental_ingestion_lifecycle(dagster_home, tmp_path):
         assert sparse.indices and len(sparse.indices) == len(sparse.values)  # BM25 beside
         assert payload["n_tokens"] <= 254
 
+    # The run log says what the metadata says: the last progress line and the summary
+    # line carry the same chunk count and rate (both read the sync's report).
+    said = [
+        (int(m[1]), float(m[2]))
+        for line in log
+        if (m := re.search(r"(\d+) chunks embedded(?:,| at) ([\d.]+) chunks/s", line))
+    ]
+    assert said[-1] == said[-2] == (first["chunks_embedded"], first["chunks_per_second"])
+    assert isinstance(first["chunk_tokens"], str)  # a setting: text, not a plotted number
+
     second, _ = materialize(corpus)
     assert second["documents_unchanged"] == 6
+    # Nothing was read or embedded: no rate or coverage to plot.
+    assert "chunks_per_second" not in second and "token_coverage" not in second
     assert second["chunks_embedded"] == 0 and second["model_loaded"] is False
     assert second["index_opened"] is False  # the clean-sync summary matched
     assert second["points"] == first["points"]

@@ -13,9 +13,10 @@ saw are recorded, and a run is asked for only when a file changed since then.
 Opening the UI on an up-to-date instance therefore launches nothing.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -84,41 +85,78 @@ def change_request(
     return dg.SensorResult(run_requests=[request], cursor=changes.encode_cursor(current))
 
 
+FileList = Iterable[tuple[str, str, float | None]]
+
+
+def build_file_sensor(
+    *,
+    name: str,
+    job_name: str,
+    group: str,
+    reader: dg.AssetKey,
+    run_key_prefix: str,
+    list_files: Callable[[dict[str, Any]], FileList | dg.SkipReason],
+    description: str,
+    minimum_interval_seconds: int,
+    default_status: dg.DefaultSensorStatus,
+    required_resource_keys: frozenset[str] = frozenset(),
+) -> dg.SensorDefinition:
+    """A sensor that runs ``job_name`` once per change of the files ``list_files`` gives.
+
+    ``list_files`` gets the sensor's resources (``required_resource_keys``) by key and
+    returns ``(uri, fingerprint, modified timestamp)`` per file, or a SkipReason when
+    the files cannot be listed yet (the cursor then stays put).
+    """
+
+    @dg.sensor(
+        name=name,
+        job_name=job_name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=description,
+        required_resource_keys=set(required_resource_keys),
+    )
+    def file_sensor(context: dg.SensorEvaluationContext, **resources: Any):
+        if context.repository_def and not group_asset_keys(context.repository_def, group):
+            # The cursor stays put: the files count as new once the assets exist.
+            return dg.SkipReason(f"group {group!r} has no assets yet")
+        files = list_files(resources)
+        if isinstance(files, dg.SkipReason):
+            return files
+        return change_request(context, files, run_key_prefix, name, group, reader)
+
+    return file_sensor
+
+
+def _document_files(resources: dict[str, Any]) -> FileList:
+    """Every file under the document sources, listed without reading it."""
+    document_sources: DocumentSourcesResource = resources["document_sources"]
+    for entry in document_sources.iter_entries():
+        modified = (
+            datetime.fromisoformat(entry.modified_at).timestamp() if entry.modified_at else None
+        )
+        yield entry.uri, changes.fingerprint(entry.size_bytes, entry.modified_at), modified
+
+
 def build_document_sources_sensor(
     minimum_interval_seconds: int,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
 ) -> dg.SensorDefinition:
     """The sensor that refreshes the RAG index when documents appear, change or vanish."""
-
-    @dg.sensor(
+    return build_file_sensor(
         name="document_sources_sensor",
         job_name=RAG_REFRESH_JOB,
-        minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
+        group=RAG_GROUP,
+        reader=RAW_DOCUMENTS_KEY,
+        run_key_prefix="documents",
+        list_files=_document_files,
+        required_resource_keys=frozenset({"document_sources"}),
         description="Runs rag_refresh_job when a file under the document sources (local "
         "folders, globs, S3 prefixes) is added, changed or removed. Lists files without "
         f"reading them, at most every {minimum_interval_seconds} s.",
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
     )
-    def document_sources_sensor(
-        context: dg.SensorEvaluationContext, document_sources: DocumentSourcesResource
-    ):
-        if context.repository_def and not group_asset_keys(context.repository_def, RAG_GROUP):
-            return dg.SkipReason(f"group {RAG_GROUP!r} has no assets yet")
-        files = (
-            (
-                entry.uri,
-                changes.fingerprint(entry.size_bytes, entry.modified_at),
-                datetime.fromisoformat(entry.modified_at).timestamp()
-                if entry.modified_at
-                else None,
-            )
-            for entry in document_sources.iter_entries()
-        )
-        return change_request(
-            context, files, "documents", "document_sources_sensor", RAG_GROUP, RAW_DOCUMENTS_KEY
-        )
-
-    return document_sources_sensor
 
 
 def training_files(folder: Path) -> list[tuple[str, str, float]]:
@@ -138,40 +176,31 @@ def training_files(folder: Path) -> list[tuple[str, str, float]]:
     return files
 
 
+def _training_data_files(resources: dict[str, Any]) -> FileList | dg.SkipReason:
+    folder = ops_settings.training_data_dir()
+    if not folder.is_dir():
+        return dg.SkipReason(f"training data folder {folder} does not exist")
+    return training_files(folder)
+
+
 def build_training_data_sensor(
     minimum_interval_seconds: int,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
 ) -> dg.SensorDefinition:
     """The sensor that fine-tunes when training data files appear or change."""
-
-    @dg.sensor(
+    return build_file_sensor(
         name="training_data_sensor",
         job_name=FINE_TUNING_JOB,
-        minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
+        group=FINE_TUNING_GROUP,
+        reader=TRAINING_DATASET_KEY,
+        run_key_prefix="training-data",
+        list_files=_training_data_files,
         description="Runs fine_tuning_job when a training data file (jsonl, json, csv, parquet) "
         "under GENAI_ASSETS_TRAINING_DATA_DIR (default genai_assets/data/training) is added, "
         "changed or removed.",
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
     )
-    def training_data_sensor(context: dg.SensorEvaluationContext):
-        if context.repository_def and not group_asset_keys(
-            context.repository_def, FINE_TUNING_GROUP
-        ):
-            # The cursor stays put: the files count as new once the assets exist.
-            return dg.SkipReason(f"group {FINE_TUNING_GROUP!r} has no assets yet")
-        folder = ops_settings.training_data_dir()
-        if not folder.is_dir():
-            return dg.SkipReason(f"training data folder {folder} does not exist")
-        return change_request(
-            context,
-            training_files(folder),
-            "training-data",
-            "training_data_sensor",
-            FINE_TUNING_GROUP,
-            TRAINING_DATASET_KEY,
-        )
-
-    return training_data_sensor
 
 
 @dg.definitions

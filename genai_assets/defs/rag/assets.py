@@ -3,14 +3,13 @@
 import dagster as dg
 from pydantic import Field
 
-from genai_assets.defs.automation.domains import RAG_GROUP
 from genai_assets.defs.automation.policies import (
     QDRANT_POOL,
     embedding_op_tags,
     external_call,
     external_retry_policy,
 )
-from genai_assets.defs.rag.metadata import OWNERS, qdrant_location, skipped_table
+from genai_assets.defs.rag.metadata import qdrant_location, rag_asset, skipped_table
 from genai_assets.rag.chunking import Chunker
 from genai_assets.rag.documents import LOADER_VERSION, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer, model_revision
@@ -24,7 +23,6 @@ from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.qdrant import QdrantResource
 
-TAGS = {"stage": "ingestion"}
 # Code versions: bump the asset's own number when its code changes what it produces;
 # the library constants move with the loader and the chunker. Run-time settings
 # (model, chunk sizes) are versioned by the collection name instead.
@@ -42,11 +40,9 @@ class RawDocumentsConfig(dg.Config):
     )
 
 
-@dg.asset(
-    group_name=RAG_GROUP,
+@rag_asset(
+    stage="ingestion",
     kinds={"python", "text"},
-    owners=OWNERS,
-    tags=TAGS,
     code_version=RAW_DOCUMENTS_VERSION,
     retry_policy=external_retry_policy(),  # URL and S3 sources
     description="The documents to index, read from their sources (folders, globs, URLs, S3), "
@@ -138,11 +134,9 @@ class DocumentEmbeddingsConfig(dg.Config):
     )
 
 
-@dg.asset(
-    group_name=RAG_GROUP,
+@rag_asset(
+    stage="ingestion",
     kinds={"qdrant", "sentence_transformers"},
-    owners=OWNERS,
-    tags=TAGS,
     code_version=DOCUMENT_EMBEDDINGS_VERSION,
     retry_policy=external_retry_policy(),
     pool=QDRANT_POOL,

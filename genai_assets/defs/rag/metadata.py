@@ -1,13 +1,26 @@
 """What the RAG assets share in their specs and metadata: owners, tables, links, alias swaps."""
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 
+from genai_assets.defs.automation.domains import RAG_GROUP
 from genai_assets.rag.blue_green import SwapResult
 from genai_assets.resources.qdrant import QdrantResource
 
 OWNERS = ["team:ml-platform"]
+
+
+def rag_asset(*, stage: str, **asset_args: Any) -> Any:
+    """``@dg.asset`` in the RAG group, with its owners and a ``stage`` tag.
+
+    Every other argument (kinds, retry policy, pool, code version...) is the
+    decorator's own, written where the asset is.
+    """
+    return dg.asset(group_name=RAG_GROUP, owners=OWNERS, tags={"stage": stage}, **asset_args)
+
+
 SKIPPED_COLUMNS = (("input", "string"), ("reason", "string"))
 
 

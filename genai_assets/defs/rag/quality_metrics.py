@@ -14,9 +14,8 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
-from genai_assets.defs.automation.domains import RAG_GROUP
 from genai_assets.defs.automation.policies import QDRANT_POOL, external_retry_policy
-from genai_assets.defs.rag.metadata import OWNERS, table
+from genai_assets.defs.rag.metadata import rag_asset, table
 from genai_assets.rag.blue_green import BlueGreenIndex
 from genai_assets.rag.embedder import resolve_model_path
 from genai_assets.rag.evaluation.collection import (
@@ -123,11 +122,9 @@ def _mode_gain_table(
     )
 
 
-@dg.asset(
-    group_name=RAG_GROUP,
+@rag_asset(
+    stage="evaluation",
     kinds={"qdrant", "ragas"},
-    owners=OWNERS,
-    tags={"stage": "evaluation"},
     # Bump when the metrics or how they are computed change (scores stop being comparable).
     code_version="1",
     retry_policy=external_retry_policy(),

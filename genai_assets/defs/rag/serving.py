@@ -9,10 +9,9 @@ gate.
 import dagster as dg
 from pydantic import Field
 
-from genai_assets.defs.automation.domains import RAG_GROUP
 from genai_assets.defs.automation.policies import QDRANT_POOL, external_retry_policy
 from genai_assets.defs.rag import quality_metrics
-from genai_assets.defs.rag.metadata import OWNERS, swap_metadata, table
+from genai_assets.defs.rag.metadata import rag_asset, swap_metadata, table
 from genai_assets.defs.rag.quality_gate import GATE_CHECK
 from genai_assets.rag.blue_green import AS_READ, AsRead, BlueGreenError, BlueGreenIndex
 from genai_assets.resources.qdrant import QdrantResource
@@ -58,11 +57,9 @@ def _gate_passed_for_latest_metrics(instance: dg.DagsterInstance) -> tuple[bool,
     return True, "rag_quality_gate passed"
 
 
-@dg.asset(
-    group_name=RAG_GROUP,
+@rag_asset(
+    stage="serving",
     kinds={"qdrant"},
-    owners=OWNERS,
-    tags={"stage": "serving"},
     code_version="1",  # bump when promotion or retention of collections changes
     retry_policy=external_retry_policy(),
     pool=QDRANT_POOL,
