@@ -104,6 +104,15 @@ def fresh_index(vector_store):
     return lambda: QdrantIndex(vector_store, f"c{next(names)}")
 
 
+def synced(model, fresh_index, n_docs: int = 5):
+    """A new collection synced with a corpus of ``n_docs``: (text store, documents, index)."""
+    store = TextStore()
+    docs = corpus(store, n_docs)
+    index = fresh_index()
+    make_sync(index, store, model).run(docs)
+    return store, docs, index
+
+
 def test_documents_that_only_need_relabelling_go_in_bounded_batches(model, fresh_index):
     store = TextStore()
     docs = corpus(store)
@@ -137,10 +146,7 @@ def test_documents_that_only_need_relabelling_go_in_bounded_batches(model, fresh
 
 
 def test_drift_behind_an_unchanged_point_count_is_detected(model, fresh_index):
-    store = TextStore()
-    docs = corpus(store)
-    index = fresh_index()
-    make_sync(index, store, model).run(docs)
+    store, docs, index = synced(model, fresh_index)
     expected = points(index)
     summary = indexed_state(index)
 
@@ -169,10 +175,7 @@ def test_drift_behind_an_unchanged_point_count_is_detected(model, fresh_index):
 
 
 def test_a_document_whose_text_is_missing_keeps_no_outdated_points(model, fresh_index):
-    store = TextStore()
-    docs = corpus(store)
-    index = fresh_index()
-    make_sync(index, store, model).run(docs)
+    store, docs, index = synced(model, fresh_index)
     before = points(index)
 
     # doc0 changed but its new text is not in the store: its old points are outdated.
@@ -206,10 +209,7 @@ def test_a_document_whose_text_is_missing_keeps_no_outdated_points(model, fresh_
 
 
 def test_a_store_that_cannot_be_reached_fails_the_sync_instead_of_skipping(model, fresh_index):
-    store = TextStore()
-    docs = corpus(store, n_docs=2)
-    index = fresh_index()
-    make_sync(index, store, model).run(docs)
+    store, docs, index = synced(model, fresh_index, n_docs=2)
     before = points(index)
 
     def unreachable(doc):  # fault injection: the store's connection fails

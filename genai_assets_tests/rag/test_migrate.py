@@ -41,26 +41,14 @@ def write_previous_version(folder):
             )
         ]
     )
-    client.update_collection(
-        OLD,
-        metadata={
-            "blue_green": {
-                "status": "previous",
-                "retired_at": "2026-11-02",
-                "events": [{"at": "2026-11-01", "event": "promoted"}],
-            }
-        },
-    )
-    client.update_collection(
-        LIVE,
-        metadata={
-            "blue_green": {
-                "status": "live",
-                "promoted_at": "2026-11-02",
-                "events": [{"at": "2026-11-02", "event": "promoted"}],
-            }
-        },
-    )
+    records = {
+        OLD: {"status": "previous", "retired_at": "2026-11-02"},
+        LIVE: {"status": "live", "promoted_at": "2026-11-02"},
+    }
+    for name, record in records.items():
+        promoted = record.get("promoted_at", "2026-11-01")
+        events = [{"at": promoted, "event": "promoted"}]
+        client.update_collection(name, metadata={"blue_green": {**record, "events": events}})
     expected = {
         name: {
             str(p.id): (p.payload, p.vector)

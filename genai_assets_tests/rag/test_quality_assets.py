@@ -366,19 +366,25 @@ class JudgeDouble:
         return Handler
 
 
-def test_llm_judged_metrics_with_a_judge_double(env, first_run, tmp_path):
-    lines = (settings.PACKAGE_DATA / "golden_set.jsonl").read_text().splitlines()[:4]
-    golden = tmp_path / "golden.jsonl"
-    golden.write_text("\n".join(lines) + "\n")
-    with JudgeDouble() as double:
+def judged_by_double(env, golden, gate_config, fail_on=None):
+    """rag_quality_metrics (top 3, no serving comparison) and its gate, judged by the double."""
+    with JudgeDouble(fail_on=fail_on) as double:
         llm = OpenAICompatibleResource(base_url=double.base_url, model="judge-double", api_key="x")
         result = materialize(
             env,
             selection=[quality_metrics.rag_quality_metrics],
             metrics={"golden_set_path": str(golden), "compare_with_serving": False, "top_k": 3},
             resources={"llm": llm},
-            gate_config={"extra_minimums": {"faithfulness": 0.625}},
+            gate_config=gate_config,
         )
+    return result, double
+
+
+def test_llm_judged_metrics_with_a_judge_double(env, first_run, tmp_path):
+    lines = (settings.PACKAGE_DATA / "golden_set.jsonl").read_text().splitlines()[:4]
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text("\n".join(lines) + "\n")
+    result, double = judged_by_double(env, golden, {"extra_minimums": {"faithfulness": 0.625}})
     metadata = materialized(result)["rag_quality_metrics"]
     assert metadata["llm_model"].value == "judge-double"
     assert metadata["llm_failures"].value == 0
@@ -436,22 +442,17 @@ def test_judge_failures_are_counted_and_too_few_judged_questions_refuse_the_gate
         line["question"] += " [judge double: fail]"
     golden = tmp_path / "golden.jsonl"
     golden.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    with JudgeDouble(fail_on="[judge double: fail]") as double:
-        llm = OpenAICompatibleResource(base_url=double.base_url, model="judge-double", api_key="x")
-        result = materialize(
-            env,
-            selection=[quality_metrics.rag_quality_metrics],
-            metrics={"golden_set_path": str(golden), "compare_with_serving": False, "top_k": 3},
-            resources={"llm": llm},
-            # The two judged questions score 0.5, above this minimum, and the questions
-            # marked to fail retrieve worse: with no retrieval minimums only coverage refuses.
-            gate_config={
-                **dict.fromkeys(
-                    ("min_hit_rate_at_k", "min_recall_at_k", "min_mrr", "min_ndcg_at_k"), 0.0
-                ),
-                "extra_minimums": {"faithfulness": 0.4},
-            },
-        )
+    # The two judged questions score 0.5, above this minimum, and the questions marked
+    # to fail retrieve worse: with no retrieval minimums only coverage refuses.
+    no_retrieval_minimums = dict.fromkeys(
+        ("min_hit_rate_at_k", "min_recall_at_k", "min_mrr", "min_ndcg_at_k"), 0.0
+    )
+    result, _ = judged_by_double(
+        env,
+        golden,
+        {**no_retrieval_minimums, "extra_minimums": {"faithfulness": 0.4}},
+        fail_on="[judge double: fail]",
+    )
     # Judge failures are counted, not fatal, while some questions can be judged.
     metadata = materialized(result)["rag_quality_metrics"]
     assert metadata["llm_failures"].value == 2

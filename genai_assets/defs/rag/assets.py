@@ -15,7 +15,8 @@ from genai_assets.rag.documents import LOADER_VERSION, SourceNotFoundError
 from genai_assets.rag.embedder import load_tokenizer, model_revision
 from genai_assets.rag.index import QdrantIndex
 from genai_assets.rag.manifest import ManifestBuilder
-from genai_assets.rag.sync import DocumentSync, IndexChangedError, SourceDocument, SyncReport
+from genai_assets.rag.sync import DocumentSync, IndexChangedError, SourceDocument
+from genai_assets.rag.sync_report import SyncReport
 from genai_assets.rag.sync_summary import SyncSummary
 from genai_assets.rag.versioning import CHUNKER_VERSION, IngestSettings
 from genai_assets.resources.document_store import DocumentStoreResource
