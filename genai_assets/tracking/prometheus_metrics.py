@@ -76,8 +76,6 @@ METADATA_METRICS: dict[str, MetricSpec] = {
     "first_loss": _spec("training_loss", "Training loss.", point="first"),
     "last_loss": _spec("training_loss", "Training loss.", point="last"),
     "gate_passed": _spec("promotion_gate_passed", "1 when the candidate passed the gate."),
-    # RAG quality
-    "questions": _spec("golden_set_questions", "Golden-set questions evaluated."),
 }
 # eval_report: "<model>_<metric>" for the candidate, the base model and the champion.
 _EVAL = re.compile(r"^(candidate|base|champion)_(perplexity|rouge_l|bleu)$")

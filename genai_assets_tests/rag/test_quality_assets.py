@@ -204,7 +204,8 @@ def test_bad_candidate_is_blocked_good_one_promoted_and_rolled_back(env, first_r
     assert margin.value == -quality_gate.QualityGateConfig().min_recall_at_k
     rules = evaluation.metadata["rules"]
     assert isinstance(rules, dg.TableMetadataValue)
-    [recall] = [r.data for r in rules.records if r.data["metric"] == "recall_at_k"]
+    minimum = ("recall_at_k", "minimum")
+    [recall] = [r.data for r in rules.records if (r.data["metric"], r.data["rule"]) == minimum]
     assert (recall["candidate"], recall["margin"], recall["ok"]) == (0.0, margin.value, False)
     assert "is not promoted" in evaluation.metadata["not_promoted"].value
     assert "rag_serving_index" not in materialized(bad)
