@@ -172,8 +172,6 @@ def rag_quality_metrics(
             allow_retries=False,
         )
     encoders = QueryEncoders(embedder.batch_size)
-    encoder = encoders.encoder
-
     k = config.top_k
     built = (document_embeddings["device"], document_embeddings["dtype"])
     with qdrant.open() as store:
@@ -185,7 +183,7 @@ def rag_quality_metrics(
                 retrieve_all(
                     store,
                     candidate,
-                    encoder("candidate", model, *built),
+                    encoders.encoder("candidate", model, *built),
                     questions,
                     k,
                     config.query_mode,
@@ -198,7 +196,7 @@ def rag_quality_metrics(
             serving_model = recorded.get("model", model)
             # Collections written before device and dtype were recorded: the candidate's.
             serving_built = (recorded.get("device", built[0]), recorded.get("dtype", built[1]))
-            serving_encode = encoder("serving", serving_model, *serving_built)
+            serving_encode = encoders.encoder("serving", serving_model, *serving_built)
             serving = retrieve_all(
                 store, live, serving_encode, questions, k, config.query_mode, config.rrf_k
             )
@@ -206,7 +204,12 @@ def rag_quality_metrics(
         # Once per evaluation, dense search alone on the candidate: what the query mode buys.
         dense_alone = (
             retrieve_all(
-                store, candidate, encoder("candidate", model, *built), questions, k, "dense"
+                store,
+                candidate,
+                encoders.encoder("candidate", model, *built),
+                questions,
+                k,
+                "dense",
             )
             if config.query_mode != "dense"
             else None
