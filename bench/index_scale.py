@@ -3,10 +3,12 @@
     PYTHONPATH=. python -m bench.index_scale                      # 100k and 300k points
     PYTHONPATH=. python -m bench.index_scale --points 2000 --local-max 2000   # a smoke run
 
-Synthetic points with this project's real payload (document id, content hash,
-source, title, ~900 characters of text, chunk index and count, settings,
-model, token count), 384-d normalised vectors (all-MiniLM-L6-v2's size) and,
-for Qdrant Edge, the BM25 sparse vector of the text, written through the
+Synthetic points with this project's real payload (the fourteen keys
+``document_embeddings`` writes: document id, content hash, source, title,
+~900 characters of text, its contextual prefix and heading path, chunk index
+and count, settings, model, device, dtype, token count), 384-d normalised
+vectors (all-MiniLM-L6-v2's size) and, for Qdrant Edge, the BM25 sparse vector
+of the prefix and text, written through the
 project's own index interface (``VectorStore``). Every phase runs in its own
 fresh process, whose peak RSS the harness reads with ``os.wait4``:
 
@@ -80,20 +82,25 @@ WORDS = [
 
 
 def payload(i: int) -> dict:
-    """A payload shaped like document_embeddings' (about 1.1 kB of JSON)."""
+    """A payload with the keys and sizes of document_embeddings' (about 1.2 kB of JSON)."""
     rng = random.Random(i)
     text = " ".join(rng.choice(WORDS) for _ in range(120))[:900]
     doc = i // 12
+    section = (f"Module {doc}", f"Section {i % 12 // 4}")
     return {
         "doc_id": uuid.UUID(int=doc).hex,
         "source": f"/corpus/library/module-{doc}.rst.txt",
         "title": f"Module {doc}",
         "doc_hash": f"{(doc * 2654435761) % 2**64:016x}" * 4,
-        "chunk_index": i % 12,
         "chunk_count": 12,
         "settings": "0123456789ab",
         "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
+        "embedding_device": "cpu",
+        "embedding_dtype": "fp32",
+        "chunk_index": i % 12,
         "text": text,
+        "context": " > ".join(section) + "\n\n",
+        "heading_path": list(section),
         "n_tokens": 200,
     }
 
@@ -119,23 +126,36 @@ def open_store(engine: str, folder: Path):
     return ServerStore(QdrantClient(path=str(folder / "local")), "local mode")
 
 
-def write(store, engine: str, start: int, count: int) -> float:
-    """Upsert points ``start`` .. ``start + count``; seconds spent in upserts."""
-    from genai_assets.rag.vector_store import IndexPoint, bm25_document
+def write(
+    store, engine: str, start: int, count: int, time_conversion: bool = False
+) -> tuple[float, float]:
+    """Upsert points ``start`` .. ``start + count``.
 
-    spent = 0.0
+    Returns the seconds spent in upserts and, with ``time_conversion`` (Qdrant Edge),
+    the seconds the same batches take to convert to the engine's points alone (timed
+    apart, once more).
+    """
+    from genai_assets.rag.edge_store import edge_points
+    from genai_assets.rag.index import chunk_bm25
+    from genai_assets.rag.vector_store import IndexPoint
+
+    spent = converting = 0.0
     for first in range(start, start + count, BATCH):
         n = min(BATCH, start + count - first)
         rows = vectors(first, n).tolist()
         points = []
         for j in range(n):
             body = payload(first + j)
-            sparse = bm25_document(body["text"]) if engine == "edge" else None
+            sparse = chunk_bm25(body) if engine == "edge" else None
             points.append(IndexPoint(point_id(first + j), rows[j], body, sparse))
+        if time_conversion:
+            started = time.perf_counter()
+            edge_points(points)
+            converting += time.perf_counter() - started
         started = time.perf_counter()
         store.upsert(COLLECTION, points)
         spent += time.perf_counter() - started
-    return spent
+    return spent, converting
 
 
 def phase(engine: str, folder: Path, name: str, points: int) -> dict:
@@ -151,13 +171,15 @@ def phase(engine: str, folder: Path, name: str, points: int) -> dict:
         store = open_store(engine, folder)
         sparse = "qdrant-bm25-en-v1" if engine == "edge" else None
         store.create_collection(COLLECTION, CollectionSpec(DIMENSION, sparse_model=sparse))
-        upsert_s = write(store, engine, 0, points)
+        upsert_s, converting_s = write(store, engine, 0, points, engine == "edge")
         closing = time.perf_counter()
         store.close()
         result = {
             "upsert_points_per_s": points / upsert_s,
             "index_build_s": time.perf_counter() - closing,
         }
+        if engine == "edge":
+            result["conversion_share"] = converting_s / upsert_s
     elif name == "open":
         store = open_store(engine, folder)
         count = store.count(COLLECTION)
@@ -264,6 +286,7 @@ def table(rows: list[dict]) -> str:
         ("engine", "engine", "{}"),
         ("points", "points", "{:,}"),
         ("upsert_points_per_s", "upsert points/s", "{:,.0f}"),
+        ("conversion_share", "of which Python to engine conversion", "{:.0%}"),
         ("index_build_s", "index build s", "{:.1f}"),
         ("open_s", "open s", "{:.3f}"),
         ("open_peak_rss_mb", "open RSS MB", "{:.0f}"),

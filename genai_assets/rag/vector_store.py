@@ -27,7 +27,9 @@ from typing import Any, Literal
 
 DENSE = "dense"
 SPARSE = "bm25"
-KEYWORD_INDEXES = ("doc_id", "doc_hash")
+# The payload keys filtered on (delete and scroll by document). Every index costs its
+# load at each open and its share of the HNSW build, so only these are indexed.
+KEYWORD_INDEXES = ("doc_id",)
 QueryMode = Literal["dense", "sparse", "hybrid"]
 QUERY_MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
 # The retrieval benchmark's best (bench/README.md): dense + BM25 fused by RRF.
