@@ -32,8 +32,10 @@ from urllib.parse import urlparse
 from genai_assets.automation.retries import (
     ExternalCallError,
     PermanentExternalError,
+    RetrySettings,
     TransientExternalError,
     error_for_status,
+    retry_transient,
 )
 
 SUPPORTED_SUFFIXES = {
@@ -554,33 +556,6 @@ def iter_source_entries(
         raise SourceNotFoundError(f"source {source!r}: unsupported scheme {scheme!r}")
 
 
-@dataclass(frozen=True)
-class RetrySettings:
-    """In-process retries of a transient read from an optional source."""
-
-    attempts: int = 3
-    backoff_s: float = 1.0
-    max_wait_s: float = 30.0
-
-
-def _read_with_retries(
-    entry: SourceEntry, retry: RetrySettings, sleep: Callable[[float], None]
-) -> bytes:
-    for attempt in range(1, retry.attempts + 1):
-        try:
-            return entry.read()
-        except TransientExternalError as error:
-            if attempt == retry.attempts:
-                raise
-            wait = (
-                error.retry_after_s
-                if error.retry_after_s is not None
-                else (retry.backoff_s * 2 ** (attempt - 1))
-            )
-            sleep(min(wait, retry.max_wait_s))
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
 def load_entry(
     entry: SourceEntry,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -603,7 +578,7 @@ def load_entry(
         return SkippedInput(entry.uri, f"too large ({entry.size_bytes} bytes > limit {max_bytes})")
     try:
         if optional:
-            data = _read_with_retries(entry, retry or RetrySettings(), sleep)
+            data = retry_transient(entry.read, retry or RetrySettings(), sleep)
         else:
             data = entry.read()
     except SourceGoneError as error:

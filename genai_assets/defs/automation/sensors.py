@@ -19,8 +19,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from genai_assets import settings
 from genai_assets.automation import changes
-from genai_assets.automation import settings as ops_settings
 from genai_assets.defs.automation.domains import (
     FINE_TUNING_GROUP,
     FINE_TUNING_JOB,
@@ -125,7 +125,7 @@ def training_files(folder: Path) -> list[tuple[str, str, float]]:
     """``(path, fingerprint, modified timestamp)`` of every training data file under ``folder``."""
     found = {
         path
-        for pattern in ops_settings.TRAINING_DATA_PATTERNS
+        for pattern in settings.TRAINING_DATA_PATTERNS
         for path in folder.rglob(pattern)
         if path.is_file()
     }
@@ -159,7 +159,7 @@ def build_training_data_sensor(
         ):
             # The cursor stays put: the files count as new once the assets exist.
             return dg.SkipReason(f"group {FINE_TUNING_GROUP!r} has no assets yet")
-        folder = ops_settings.training_data_dir()
+        folder = settings.training_data_dir()
         if not folder.is_dir():
             return dg.SkipReason(f"training data folder {folder} does not exist")
         return change_request(
@@ -177,10 +177,10 @@ def build_training_data_sensor(
 @dg.definitions
 def file_sensors() -> dg.Definitions:
     """The file sensors, with their interval read from the environment now."""
-    interval = ops_settings.sensor_interval_s()
+    interval = settings.sensor_interval_s()
     status = (
         dg.DefaultSensorStatus.RUNNING
-        if ops_settings.automation_running_by_default()
+        if settings.automation_running_by_default()
         else dg.DefaultSensorStatus.STOPPED
     )
     return dg.Definitions(
