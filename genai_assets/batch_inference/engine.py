@@ -17,8 +17,10 @@ SDK's retries see only status codes and connections (measured in
 ``bench/batch_inference_throughput.py --sections faults``: with
 ``max_retries=5``, 56 of 300 items got an unusable 200 it did not retry), and
 they would neither pass each attempt through the rate limiter nor hold the
-other workers on a 429. tenacity would need the same limiter, Retry-After and
-attempt bookkeeping around it, so it would not make the loop shorter.
+other workers on a 429. tenacity (which the project uses for plain in-process
+retries, :func:`genai_assets.automation.retries.retry_transient`) would need
+the same limiter, Retry-After and attempt bookkeeping in callbacks around it,
+so the loop would be no shorter and harder to follow.
 """
 
 import asyncio
@@ -180,9 +182,7 @@ class Engine:
         params = item.request_params(self.defaults)
         estimate = estimate_tokens(item.messages, params.get("max_tokens"))
         first_start = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
+        for attempt in range(1, self.retry.max_attempts + 1):
             self.stats.attempts += 1
             grant = await self.limiter.acquire(estimate)
             start = time.monotonic()
@@ -193,37 +193,36 @@ class Engine:
                 if usage is not None and usage.total_tokens is not None:
                     grant.settle(usage.total_tokens)
                 self.stats.latencies_s.append(latency)
-                return self._record(
-                    item,
-                    status=STATUS_OK,
-                    attempts=attempt,
-                    latency_s=latency,
-                    elapsed_s=time.monotonic() - first_start,
-                    output=outcome.output,
-                    finish_reason=outcome.choices[0].finish_reason,
-                    input_tokens=usage.prompt_tokens if usage is not None else None,
-                    output_tokens=usage.completion_tokens if usage is not None else None,
-                    response_model=outcome.model,
-                )
-            failure = outcome
-            self.stats.errors[failure.kind] += 1
-            if failure.kind == "rate_limited":
+                result = {
+                    "status": STATUS_OK,
+                    "output": outcome.output,
+                    "finish_reason": outcome.choices[0].finish_reason,
+                    "input_tokens": usage.prompt_tokens if usage is not None else None,
+                    "output_tokens": usage.completion_tokens if usage is not None else None,
+                    "response_model": outcome.model,
+                }
+                break
+            self.stats.errors[outcome.kind] += 1
+            if outcome.kind == "rate_limited":
                 grant.settle(0)  # a rejected request does not count against the tokens
-                if failure.retry_after is not None:
-                    self.limiter.pause_for(min(failure.retry_after, self.retry.max_retry_after_s))
-            if failure.retryable and attempt < self.retry.max_attempts:
-                await asyncio.sleep(self.retry.delay(attempt, failure.retry_after, self.rng))
-                continue
-            return self._record(
-                item,
-                status=STATUS_FAILED,
-                attempts=attempt,
-                latency_s=latency,
-                elapsed_s=time.monotonic() - first_start,
-                error=failure.describe(attempt),
-                error_type=failure.kind,
-                status_code=failure.status_code,
-            )
+                if outcome.retry_after is not None:
+                    self.limiter.pause_for(min(outcome.retry_after, self.retry.max_retry_after_s))
+            result = {
+                "status": STATUS_FAILED,
+                "error": outcome.describe(attempt),
+                "error_type": outcome.kind,
+                "status_code": outcome.status_code,
+            }
+            if not outcome.retryable or attempt == self.retry.max_attempts:
+                break
+            await asyncio.sleep(self.retry.delay(attempt, outcome.retry_after, self.rng))
+        return self._record(
+            item,
+            attempts=attempt,
+            latency_s=latency,
+            elapsed_s=time.monotonic() - first_start,
+            **result,
+        )
 
     def _record(self, item: BatchItem, **outcome: Any) -> dict[str, Any]:
         record: dict[str, Any] = {
