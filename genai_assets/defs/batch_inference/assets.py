@@ -112,6 +112,42 @@ FAILURES_SCHEMA = dg.TableSchema(
 )
 
 
+ERRORS_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("error_type", "string"),
+        dg.TableColumn("attempts", "int", description="Failed attempts of this kind, this run"),
+    ]
+)
+
+
+def _errors_table(errors: dict[str, int]) -> dg.TableMetadataValue:
+    """Failed attempts of this run by kind (retried ones included)."""
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({"error_type": kind, "attempts": count})
+            for kind, count in errors.items()
+        ],
+        schema=ERRORS_SCHEMA,
+    )
+
+
+def _limits_text(config: BatchInferenceConfig) -> str:
+    """The run's request limits in words: settings are read, not plotted."""
+
+    def per_window(limit: int | None, unit: str) -> str:
+        return (
+            f"no {unit} limit"
+            if limit is None
+            else f"{limit} {unit}s per {config.rate_window_s:g} s"
+        )
+
+    return (
+        f"concurrency {config.concurrency}; {per_window(config.requests_per_minute, 'request')};"
+        f" {per_window(config.tokens_per_minute, 'token')}; up to {config.max_attempts}"
+        " attempts per item"
+    )
+
+
 def _failures_table(failed: list[dict]) -> dg.TableMetadataValue:
     """The first ``FAILURES_SHOWN`` failed rows; the rest are in the results file."""
     return dg.MetadataValue.table(
@@ -225,7 +261,8 @@ def batch_inference_results(
     else:
         metadata["estimated_cost_usd"] = dg.MetadataValue.text(f"no price for model {model!r}")
     metadata["model"] = dg.MetadataValue.text(model)
-    metadata["errors_this_run"] = dg.MetadataValue.json(summary["errors_this_run"])
+    metadata["limits"] = dg.MetadataValue.text(_limits_text(config))
+    metadata["errors_this_run"] = _errors_table(summary["errors_this_run"])
     metadata["results_path"] = dg.MetadataValue.path(str(report.results_path))
     metadata["progress_path"] = dg.MetadataValue.path(str(report.progress_path))
     failed = [row for row in report.rows if row["status"] != "ok"]
