@@ -60,8 +60,9 @@ CONTENT_TYPES = {
 }
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 # Bump when parsing or normalisation changes the text (and so the hash) of a document:
-# it also invalidates every reused extraction (2: legacy encodings are decoded).
-LOADER_VERSION = 2
+# it also invalidates every reused extraction (2: legacy encodings are decoded; 3: HTML
+# keeps only the page's main landmark and drops navigation landmarks).
+LOADER_VERSION = 3
 # HTTP answers that mean the document no longer exists (every other error does not).
 GONE_STATUSES = frozenset({404, 410})
 S3_GONE_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -217,6 +218,11 @@ def decode_text(data: bytes) -> tuple[str, str]:
     return data.decode("latin-1"), "latin-1"
 
 
+# ARIA landmarks of page chrome, whatever the tag: Sphinx's related bar and sidebar are
+# <div role="navigation">, measured in bench/html_extraction.py.
+CHROME_ROLES = ("navigation", "search", "banner", "contentinfo")
+
+
 def _html_to_text(data: bytes) -> tuple[str, str | None, str | None]:
     from bs4 import BeautifulSoup
 
@@ -227,10 +233,14 @@ def _html_to_text(data: bytes) -> tuple[str, str | None, str | None]:
     title = title_tag.get_text(" ", strip=True) if title_tag else None
     for tag in soup(["script", "style", "noscript", "nav", "header", "footer", "template"]):
         tag.decompose()
+    for tag in soup.find_all(attrs={"role": CHROME_ROLES}):
+        tag.decompose()
+    # The main landmark, where a page marks one, holds the content without the
+    # sidebar and footer around it (Sphinx: div.body role=main).
+    body = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.body or soup
     if not title:
-        heading = soup.find(["h1", "h2"])
+        heading = body.find(["h1", "h2"])
         title = heading.get_text(" ", strip=True) if heading else None
-    body = soup.body or soup
     blocks = []
     for element in body.find_all(
         ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "td", "th", "dt", "dd", "blockquote"]
