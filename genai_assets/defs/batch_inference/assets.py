@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
-from genai_assets.batch_inference.engine import RetryPolicy
+from genai_assets.batch_inference.engine import BatchRetrySettings
 from genai_assets.batch_inference.pricing import Price, resolve_price
 from genai_assets.batch_inference.runner import BatchSettings, run_batch_file
 from genai_assets.defs.automation.policies import LLM_POOL, external_retry_policy
@@ -46,6 +46,7 @@ class BatchInferenceConfig(dg.Config):
     )
     max_attempts: int = Field(
         default=6,
+        ge=1,
         description="Attempts per item for 429/5xx, timeouts, dropped connections and "
         "answers that are not a usable chat completion.",
     )
@@ -221,10 +222,10 @@ def batch_inference_results(
             requests_per_period=config.requests_per_minute,
             tokens_per_period=config.tokens_per_minute,
             rate_period_s=config.rate_window_s,
-            retry=RetryPolicy(
-                max_attempts=config.max_attempts,
-                backoff_base_s=config.backoff_base_s,
-                backoff_max_s=config.backoff_max_s,
+            retry=BatchRetrySettings(
+                attempts=config.max_attempts,
+                backoff_s=config.backoff_base_s,
+                max_wait_s=config.backoff_max_s,
                 max_retry_after_s=config.max_retry_after_s,
             ),
             defaults={"max_tokens": config.max_tokens, "temperature": config.temperature},
