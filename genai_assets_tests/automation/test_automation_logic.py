@@ -196,6 +196,14 @@ def test_post_webhook_retries_5xx_then_delivers(http_server):
     assert [r.json() for r in http_server.received] == [{"text": "hi"}] * 2
 
 
+def test_post_webhook_waits_as_long_as_retry_after_says(http_server):
+    http_server.answer((429, {"Retry-After": "2"}, "slow down"), (200, {}, "ok"))
+    waits = []
+    delivery = alerts.post_webhook(http_server.url, {"text": "hi"}, sleep=waits.append)
+    assert delivery == alerts.Delivery(True, 2, 200)
+    assert waits == [2.0]
+
+
 def test_post_webhook_does_not_retry_a_wrong_webhook(http_server):
     http_server.answer((404, {}, "no such hook"))
     delivery = alerts.post_webhook(http_server.url, {"text": "hi"}, sleep=lambda s: None)
