@@ -22,8 +22,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 SAMPLE_CORPUS_DIR = PACKAGE_DATA / "sample_corpus"
 
+# The operational settings are GENAI_ASSETS_<NAME>; each reader below names its variable.
+PREFIX = "GENAI_ASSETS_"
 ENVIRONMENT_VARIABLE = "GENAI_ASSETS_ENV"
 ENVIRONMENTS = ("local", "production")
+
+DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"
 
 Number = TypeVar("Number", int, float)
 
@@ -48,9 +52,6 @@ def environment() -> str:
         )
     return value
 
-
-PREFIX = "GENAI_ASSETS_"
-DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
