@@ -35,7 +35,7 @@ from pathlib import Path
 import openai
 from openai.types.chat import ChatCompletion
 
-from genai_assets.batch_inference.engine import Engine, RetryPolicy
+from genai_assets.batch_inference.engine import BatchRetrySettings, Engine
 from genai_assets.batch_inference.items import parse_lines
 from genai_assets.batch_inference.limiter import RateLimiter
 from genai_assets.batch_inference.results import ResultJournal
@@ -91,7 +91,7 @@ async def engine_run(
                 model="bench",
                 journal=journal,
                 limiter=limiter or RateLimiter(),
-                retry=RetryPolicy(max_attempts=10, backoff_base_s=0.05, backoff_max_s=1.0),
+                retry=BatchRetrySettings(attempts=10, backoff_s=0.05, max_wait_s=1.0),
                 concurrency=concurrency,
                 defaults={"max_tokens": 16},
             )

@@ -13,6 +13,14 @@ from urllib.parse import quote
 
 import httpx
 
+from genai_assets.automation.retries import (
+    ExternalCallError,
+    RetrySettings,
+    TransientExternalError,
+    check_response,
+    retry_transient,
+)
+
 logger = logging.getLogger(__name__)
 
 
@@ -96,6 +104,9 @@ def slack_payload(alert: Alert) -> dict:
     }
 
 
+WEBHOOK = "alert webhook"  # the service name in delivery errors
+
+
 @dataclass(frozen=True)
 class Delivery:
     """What happened to one webhook post."""
@@ -116,27 +127,30 @@ def post_webhook(
 ) -> Delivery:
     """Post ``payload`` as JSON to ``url``; retry connection errors, 429 and 5xx.
 
-    Never raises: an alert that cannot be delivered must not fail the sensor
-    that sends it (the caller logs the returned Delivery). Other 4xx answers
-    (a wrong or revoked webhook) are not retried.
+    A ``Retry-After`` sets the wait (up to 30 s), else the backoff doubles from
+    ``backoff_s``. Never raises: an alert that cannot be delivered must not fail
+    the sensor that sends it (the caller logs the returned Delivery). Other 4xx
+    answers (a wrong or revoked webhook) are not retried.
     """
-    last_error: str | None = None
+    tried = 0
     status: int | None = None
-    for attempt in range(1, attempts + 1):
+
+    def post() -> httpx.Response:
+        nonlocal tried, status
+        tried += 1
+        status = None
         try:
             response = httpx.post(url, json=payload, timeout=timeout_s)
         except httpx.HTTPError as error:
-            status, last_error = None, f"{type(error).__name__}: {error}"
-        else:
-            status = response.status_code
-            if response.is_success:
-                return Delivery(True, attempt, status)
-            last_error = f"HTTP {status}: {response.text[:200]}"
-            if status != 429 and status < 500:
-                return Delivery(False, attempt, status, last_error)
-        if attempt < attempts:
-            sleep(backoff_s * 2 ** (attempt - 1))
-    return Delivery(False, attempts, status, last_error)
+            raise TransientExternalError(WEBHOOK, f"{type(error).__name__}: {error}") from error
+        status = response.status_code
+        return check_response(WEBHOOK, response)
+
+    try:
+        retry_transient(post, RetrySettings(attempts, backoff_s), sleep)
+    except ExternalCallError as error:
+        return Delivery(False, tried, status, str(error))
+    return Delivery(True, tried, status)
 
 
 def send(alert: Alert, webhook_url: str | None, log: logging.Logger | None = None) -> Delivery:

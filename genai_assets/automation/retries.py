@@ -9,14 +9,21 @@ A call to an external service fails in one of three ways:
   exponential backoff and jitter.
 
 This module decides; ``genai_assets.defs.automation.policies.external_call``
-turns the decision into Dagster's retry mechanics.
+turns the decision into Dagster's retry mechanics (a retried step), and
+:func:`retry_transient` retries in-process (tenacity) where a step must not
+fail, such as a read from an optional document source.
 """
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
+import tenacity
+
+T = TypeVar("T")
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -46,6 +53,53 @@ class TransientExternalError(ExternalCallError):
     ):
         super().__init__(service, message, status)
         self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """How often a transient failure is retried and how long each wait may be.
+
+    Attributes:
+        attempts: Attempts in all, the first included.
+        backoff_s: Wait after the first failure; doubles after each one.
+        max_wait_s: Upper bound of any wait, a service's ``Retry-After`` included.
+    """
+
+    attempts: int = 3
+    backoff_s: float = 1.0
+    max_wait_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"RetrySettings.attempts must be at least 1, got {self.attempts}")
+
+
+def _wait_s(retry: RetrySettings) -> Callable[[tenacity.RetryCallState], float]:
+    def wait(state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        asked = getattr(error, "retry_after_s", None)
+        backoff = retry.backoff_s * 2 ** (state.attempt_number - 1)
+        return min(asked if asked is not None else backoff, retry.max_wait_s)
+
+    return wait
+
+
+def retry_transient(
+    call: Callable[[], T], retry: RetrySettings, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """``call()``, retried on :class:`TransientExternalError` as ``retry`` says.
+
+    Waits the service's ``Retry-After`` when it gave one, else the exponential
+    backoff; the last attempt's error propagates unchanged, any other error at once.
+    """
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(retry.attempts),
+        wait=_wait_s(retry),
+        retry=tenacity.retry_if_exception_type(TransientExternalError),
+        sleep=sleep,
+        reraise=True,
+    )
+    return retrying(call)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -17,8 +17,10 @@ SDK's retries see only status codes and connections (measured in
 ``bench/batch_inference_throughput.py --sections faults``: with
 ``max_retries=5``, 56 of 300 items got an unusable 200 it did not retry), and
 they would neither pass each attempt through the rate limiter nor hold the
-other workers on a 429. tenacity would need the same limiter, Retry-After and
-attempt bookkeeping around it, so it would not make the loop shorter.
+other workers on a 429. tenacity (which the project uses for plain in-process
+retries, :func:`genai_assets.automation.retries.retry_transient`) would need
+the same limiter, Retry-After and attempt bookkeeping in callbacks around it,
+so the loop would be no shorter and harder to follow.
 """
 
 import asyncio
@@ -32,6 +34,7 @@ from typing import Any
 
 import openai
 
+from genai_assets.automation.retries import RetrySettings
 from genai_assets.batch_inference.items import BatchItem
 from genai_assets.batch_inference.limiter import RateLimiter, estimate_tokens
 from genai_assets.batch_inference.responses import (
@@ -44,24 +47,18 @@ from genai_assets.batch_inference.results import STATUS_FAILED, STATUS_OK, Resul
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry a transient failure.
+class BatchRetrySettings(RetrySettings):
+    """The project's :class:`RetrySettings` with the engine's own bound on Retry-After.
 
-    Attributes:
-        max_attempts: Attempts per item, the first included.
-        backoff_base_s: Wait after the first failure; doubles after each one.
-        backoff_max_s: Upper bound of the exponential wait.
-        max_retry_after_s: Upper bound on a server's Retry-After.
+    ``max_wait_s`` bounds the exponential backoff; a server's Retry-After is
+    honoured up to ``max_retry_after_s`` instead, and also holds the other
+    workers on a 429 (see :meth:`Engine._process`).
     """
 
-    max_attempts: int = 6
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
+    attempts: int = 6
+    backoff_s: float = 1.0
+    max_wait_s: float = 60.0
     max_retry_after_s: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds to wait after failed ``attempt`` (1-based).
@@ -74,7 +71,7 @@ class RetryPolicy:
         if retry_after is not None:
             wait = min(retry_after, self.max_retry_after_s)
             return wait + rng.uniform(0, 0.1 * wait)
-        step = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        step = min(self.max_wait_s, self.backoff_s * 2 ** (attempt - 1))
         return step / 2 + rng.uniform(0, step / 2)
 
 
@@ -121,7 +118,7 @@ class Engine:
     model: str
     journal: ResultJournal
     limiter: RateLimiter = field(default_factory=RateLimiter)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: BatchRetrySettings = field(default_factory=BatchRetrySettings)
     concurrency: int = 8
     defaults: dict[str, Any] = field(default_factory=dict)
     request_timeout_s: float | None = None
@@ -180,9 +177,7 @@ class Engine:
         params = item.request_params(self.defaults)
         estimate = estimate_tokens(item.messages, params.get("max_tokens"))
         first_start = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
+        for attempt in range(1, self.retry.attempts + 1):
             self.stats.attempts += 1
             grant = await self.limiter.acquire(estimate)
             start = time.monotonic()
@@ -193,37 +188,36 @@ class Engine:
                 if usage is not None and usage.total_tokens is not None:
                     grant.settle(usage.total_tokens)
                 self.stats.latencies_s.append(latency)
-                return self._record(
-                    item,
-                    status=STATUS_OK,
-                    attempts=attempt,
-                    latency_s=latency,
-                    elapsed_s=time.monotonic() - first_start,
-                    output=outcome.output,
-                    finish_reason=outcome.choices[0].finish_reason,
-                    input_tokens=usage.prompt_tokens if usage is not None else None,
-                    output_tokens=usage.completion_tokens if usage is not None else None,
-                    response_model=outcome.model,
-                )
-            failure = outcome
-            self.stats.errors[failure.kind] += 1
-            if failure.kind == "rate_limited":
+                result = {
+                    "status": STATUS_OK,
+                    "output": outcome.output,
+                    "finish_reason": outcome.choices[0].finish_reason,
+                    "input_tokens": usage.prompt_tokens if usage is not None else None,
+                    "output_tokens": usage.completion_tokens if usage is not None else None,
+                    "response_model": outcome.model,
+                }
+                break
+            self.stats.errors[outcome.kind] += 1
+            if outcome.kind == "rate_limited":
                 grant.settle(0)  # a rejected request does not count against the tokens
-                if failure.retry_after is not None:
-                    self.limiter.pause_for(min(failure.retry_after, self.retry.max_retry_after_s))
-            if failure.retryable and attempt < self.retry.max_attempts:
-                await asyncio.sleep(self.retry.delay(attempt, failure.retry_after, self.rng))
-                continue
-            return self._record(
-                item,
-                status=STATUS_FAILED,
-                attempts=attempt,
-                latency_s=latency,
-                elapsed_s=time.monotonic() - first_start,
-                error=failure.describe(attempt),
-                error_type=failure.kind,
-                status_code=failure.status_code,
-            )
+                if outcome.retry_after is not None:
+                    self.limiter.pause_for(min(outcome.retry_after, self.retry.max_retry_after_s))
+            result = {
+                "status": STATUS_FAILED,
+                "error": outcome.describe(attempt),
+                "error_type": outcome.kind,
+                "status_code": outcome.status_code,
+            }
+            if not outcome.retryable or attempt == self.retry.attempts:
+                break
+            await asyncio.sleep(self.retry.delay(attempt, outcome.retry_after, self.rng))
+        return self._record(
+            item,
+            attempts=attempt,
+            latency_s=latency,
+            elapsed_s=time.monotonic() - first_start,
+            **result,
+        )
 
     def _record(self, item: BatchItem, **outcome: Any) -> dict[str, Any]:
         record: dict[str, Any] = {

@@ -18,7 +18,7 @@ from typing import Any
 
 import openai
 
-from genai_assets.batch_inference.engine import Engine, RetryPolicy
+from genai_assets.batch_inference.engine import BatchRetrySettings, Engine
 from genai_assets.batch_inference.items import BatchItem, parse_file
 from genai_assets.batch_inference.limiter import RateLimiter
 from genai_assets.batch_inference.pricing import Price
@@ -67,7 +67,7 @@ class BatchSettings:
     requests_per_period: int | None = None
     tokens_per_period: int | None = None
     rate_period_s: float = 60.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: BatchRetrySettings = field(default_factory=BatchRetrySettings)
     defaults: dict[str, Any] = field(default_factory=dict)
     request_timeout_s: float | None = None
     retry_failed_items: bool = True

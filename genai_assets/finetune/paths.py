@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 from genai_assets import settings
-from genai_assets.automation import settings as ops_settings
 
 ROOT_VARIABLE = "FINE_TUNING_ROOT"
 
@@ -19,7 +18,7 @@ def training_data_dir() -> Path:
 
     ``$GENAI_ASSETS_TRAINING_DATA_DIR``, else the shipped ``genai_assets/data/training``.
     """
-    return ops_settings.training_data_dir()
+    return settings.training_data_dir()
 
 
 def root() -> Path:

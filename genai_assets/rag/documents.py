@@ -32,8 +32,10 @@ from urllib.parse import urlparse
 from genai_assets.automation.retries import (
     ExternalCallError,
     PermanentExternalError,
+    RetrySettings,
     TransientExternalError,
     error_for_status,
+    retry_transient,
 )
 
 SUPPORTED_SUFFIXES = {
@@ -58,8 +60,9 @@ CONTENT_TYPES = {
 }
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 # Bump when parsing or normalisation changes the text (and so the hash) of a document:
-# it also invalidates every reused extraction (2: legacy encodings are decoded).
-LOADER_VERSION = 2
+# it also invalidates every reused extraction (2: legacy encodings are decoded; 3: HTML
+# keeps only the page's main landmark and drops navigation landmarks).
+LOADER_VERSION = 3
 # HTTP answers that mean the document no longer exists (every other error does not).
 GONE_STATUSES = frozenset({404, 410})
 S3_GONE_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -215,6 +218,11 @@ def decode_text(data: bytes) -> tuple[str, str]:
     return data.decode("latin-1"), "latin-1"
 
 
+# ARIA landmarks of page chrome, whatever the tag: Sphinx's related bar and sidebar are
+# <div role="navigation">, measured in bench/html_extraction.py.
+CHROME_ROLES = ("navigation", "search", "banner", "contentinfo")
+
+
 def _html_to_text(data: bytes) -> tuple[str, str | None, str | None]:
     from bs4 import BeautifulSoup
 
@@ -225,10 +233,14 @@ def _html_to_text(data: bytes) -> tuple[str, str | None, str | None]:
     title = title_tag.get_text(" ", strip=True) if title_tag else None
     for tag in soup(["script", "style", "noscript", "nav", "header", "footer", "template"]):
         tag.decompose()
+    for tag in soup.find_all(attrs={"role": CHROME_ROLES}):
+        tag.decompose()
+    # The main landmark, where a page marks one, holds the content without the
+    # sidebar and footer around it (Sphinx: div.body role=main).
+    body = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.body or soup
     if not title:
-        heading = soup.find(["h1", "h2"])
+        heading = body.find(["h1", "h2"])
         title = heading.get_text(" ", strip=True) if heading else None
-    body = soup.body or soup
     blocks = []
     for element in body.find_all(
         ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "td", "th", "dt", "dd", "blockquote"]
@@ -554,33 +566,6 @@ def iter_source_entries(
         raise SourceNotFoundError(f"source {source!r}: unsupported scheme {scheme!r}")
 
 
-@dataclass(frozen=True)
-class RetrySettings:
-    """In-process retries of a transient read from an optional source."""
-
-    attempts: int = 3
-    backoff_s: float = 1.0
-    max_wait_s: float = 30.0
-
-
-def _read_with_retries(
-    entry: SourceEntry, retry: RetrySettings, sleep: Callable[[float], None]
-) -> bytes:
-    for attempt in range(1, retry.attempts + 1):
-        try:
-            return entry.read()
-        except TransientExternalError as error:
-            if attempt == retry.attempts:
-                raise
-            wait = (
-                error.retry_after_s
-                if error.retry_after_s is not None
-                else (retry.backoff_s * 2 ** (attempt - 1))
-            )
-            sleep(min(wait, retry.max_wait_s))
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
 def load_entry(
     entry: SourceEntry,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -603,7 +588,7 @@ def load_entry(
         return SkippedInput(entry.uri, f"too large ({entry.size_bytes} bytes > limit {max_bytes})")
     try:
         if optional:
-            data = _read_with_retries(entry, retry or RetrySettings(), sleep)
+            data = retry_transient(entry.read, retry or RetrySettings(), sleep)
         else:
             data = entry.read()
     except SourceGoneError as error:

@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
+from genai_assets.automation.retries import RetrySettings
 from genai_assets.rag import documents
 
 
@@ -77,7 +78,7 @@ class DocumentSourcesResource(dg.ConfigurableResource):
             http_timeout_s=self.http_timeout_s,
             previous=dict(previous or {}),
             optional_sources=frozenset(self.optional_sources),
-            retry=documents.RetrySettings(self.optional_attempts, self.optional_backoff_s),
+            retry=RetrySettings(self.optional_attempts, self.optional_backoff_s),
         )
 
     def iter_entries(self, override: list[str] | None = None) -> Iterator[documents.SourceEntry]:

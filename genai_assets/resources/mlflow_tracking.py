@@ -20,8 +20,8 @@ from typing import Any, Literal, TypeVar
 import dagster as dg
 from pydantic import Field
 
+from genai_assets import settings
 from genai_assets.automation import alerts
-from genai_assets.automation import settings as ops_settings
 from genai_assets.tracking import mlflow_records
 from genai_assets.tracking.mlflow_tracker import (
     DEFAULT_REGISTERED_MODEL,
@@ -116,7 +116,7 @@ class MlflowTrackingResource(dg.ConfigurableResource):
             "dagster.run_id": context.run.run_id,
             "dagster.job": context.job_name,
             "dagster.asset": asset,
-            "dagster.run_url": alerts.run_url(ops_settings.ui_base_url(), context.run.run_id),
+            "dagster.run_url": alerts.run_url(settings.ui_base_url(), context.run.run_id),
         }
         if context.has_partition_key:
             tags["dagster.partition"] = context.partition_key

@@ -8,8 +8,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from genai_assets import settings
 from genai_assets.automation import alerts, changes, retries
-from genai_assets.automation import settings as ops_settings
 
 # --- settings -------------------------------------------------------------------------------
 
@@ -26,25 +26,25 @@ from genai_assets.automation import settings as ops_settings
     ],
 )
 def test_parse_duration(text, expected):
-    assert ops_settings.parse_duration(text) == expected
+    assert settings.parse_duration(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "36", "h", "3 days", "-1h", "1y"])
 def test_parse_duration_rejects_and_names_the_input(text):
     with pytest.raises(ValueError, match="MY_VAR"):
-        ops_settings.parse_duration(text, "MY_VAR")
+        settings.parse_duration(text, "MY_VAR")
 
 
 def test_schedule_settings_defaults(monkeypatch):
     for name in ("RAG_REFRESH_CRON", "RAG_REFRESH_TIMEZONE", "SCHEDULE_TIMEZONE"):
         monkeypatch.delenv(f"GENAI_ASSETS_{name}", raising=False)
-    assert ops_settings.rag_refresh_schedule() == ops_settings.ScheduleSettings("0 2 * * *", "UTC")
+    assert settings.rag_refresh_schedule() == settings.ScheduleSettings("0 2 * * *", "UTC")
 
 
 def test_schedule_settings_from_environment(monkeypatch):
     monkeypatch.setenv("GENAI_ASSETS_FINE_TUNING_CRON", "30 4 * * 6")
     monkeypatch.setenv("GENAI_ASSETS_SCHEDULE_TIMEZONE", "Europe/Berlin")
-    assert ops_settings.fine_tuning_schedule() == ops_settings.ScheduleSettings(
+    assert settings.fine_tuning_schedule() == settings.ScheduleSettings(
         "30 4 * * 6", "Europe/Berlin"
     )
 
@@ -59,19 +59,19 @@ def test_schedule_settings_from_environment(monkeypatch):
 def test_schedule_settings_errors_name_the_variable(monkeypatch, variable, value, message):
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError, match=message) as raised:
-        ops_settings.rag_refresh_schedule()
+        settings.rag_refresh_schedule()
     assert variable.removesuffix("_CRON").removesuffix("_TIMEZONE") in str(raised.value)
 
 
 def test_freshness_window_defaults_and_overrides(monkeypatch):
     monkeypatch.delenv("GENAI_ASSETS_FRESHNESS_SERVING_CONFIG_FAIL", raising=False)
     monkeypatch.delenv("GENAI_ASSETS_FRESHNESS_SERVING_CONFIG_WARN", raising=False)
-    assert ops_settings.freshness_window("serving_config") == ops_settings.FreshnessWindow(
+    assert settings.freshness_window("serving_config") == settings.FreshnessWindow(
         timedelta(days=8), timedelta(days=7)
     )
     monkeypatch.setenv("GENAI_ASSETS_FRESHNESS_DOCUMENT_EMBEDDINGS_FAIL", "2h")
     monkeypatch.setenv("GENAI_ASSETS_FRESHNESS_DOCUMENT_EMBEDDINGS_WARN", "off")
-    assert ops_settings.freshness_window("document_embeddings") == ops_settings.FreshnessWindow(
+    assert settings.freshness_window("document_embeddings") == settings.FreshnessWindow(
         timedelta(hours=2), None
     )
 
@@ -81,17 +81,18 @@ def test_freshness_window_rejects_what_dagster_cannot_evaluate(monkeypatch, fail
     monkeypatch.setenv("GENAI_ASSETS_FRESHNESS_RAG_QUALITY_METRICS_FAIL", fail)
     monkeypatch.setenv("GENAI_ASSETS_FRESHNESS_RAG_QUALITY_METRICS_WARN", warn)
     with pytest.raises(ValueError, match="GENAI_ASSETS_FRESHNESS_RAG_QUALITY_METRICS"):
-        ops_settings.freshness_window("rag_quality_metrics")
+        settings.freshness_window("rag_quality_metrics")
 
 
 def test_retry_settings_validation(monkeypatch):
     monkeypatch.setenv("GENAI_ASSETS_RETRY_MAX", "two")
     with pytest.raises(ValueError, match="GENAI_ASSETS_RETRY_MAX"):
-        ops_settings.retry_settings()
+        settings.retry_settings()
     monkeypatch.setenv("GENAI_ASSETS_RETRY_MAX", "2")
     monkeypatch.setenv("GENAI_ASSETS_RETRY_DELAY_S", "0.5")
-    assert ops_settings.retry_settings().max_retries == 2
-    assert ops_settings.retry_settings().delay_s == 0.5
+    assert settings.retry_settings() == retries.RetrySettings(
+        attempts=3, backoff_s=0.5, max_wait_s=600.0
+    )
 
 
 # --- change sets and cursors ------------------------------------------------------------------
@@ -195,6 +196,14 @@ def test_post_webhook_retries_5xx_then_delivers(http_server):
     assert [r.json() for r in http_server.received] == [{"text": "hi"}] * 2
 
 
+def test_post_webhook_waits_as_long_as_retry_after_says(http_server):
+    http_server.answer((429, {"Retry-After": "2"}, "slow down"), (200, {}, "ok"))
+    waits = []
+    delivery = alerts.post_webhook(http_server.url, {"text": "hi"}, sleep=waits.append)
+    assert delivery == alerts.Delivery(True, 2, 200)
+    assert waits == [2.0]
+
+
 def test_post_webhook_does_not_retry_a_wrong_webhook(http_server):
     http_server.answer((404, {}, "no such hook"))
     delivery = alerts.post_webhook(http_server.url, {"text": "hi"}, sleep=lambda s: None)
@@ -276,6 +285,38 @@ def test_classify_exceptions_of_httpx_and_openai():
     assert isinstance(classified, retries.TransientExternalError)
     assert classified.retry_after_s == 3.0
     assert retries.classify_exception("llm", KeyError("x")) is None
+
+
+def test_retry_transient_waits_retry_after_or_backoff_and_reraises_the_last_error():
+    failures = [
+        retries.TransientExternalError("svc", "busy", 429, retry_after_s=90.0),
+        retries.TransientExternalError("svc", "reset"),
+        retries.TransientExternalError("svc", "still down", 503),
+    ]
+    waits: list[float] = []
+
+    def call() -> str:
+        raise failures.pop(0)
+
+    retry = retries.RetrySettings(attempts=3, backoff_s=0.5, max_wait_s=30.0)
+    with pytest.raises(retries.TransientExternalError, match="still down"):
+        retries.retry_transient(call, retry, sleep=waits.append)
+    # Retry-After capped at max_wait_s, then the second backoff step.
+    assert waits == [30.0, 1.0]
+
+
+def test_retry_transient_never_retries_a_permanent_error():
+    calls = []
+
+    def call() -> None:
+        calls.append(1)
+        raise retries.PermanentExternalError("svc", "HTTP 401", 401)
+
+    with pytest.raises(retries.PermanentExternalError):
+        retries.retry_transient(call, retries.RetrySettings(attempts=5), sleep=lambda s: None)
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="attempts must be at least 1"):
+        retries.RetrySettings(attempts=0)
 
 
 def test_a_sensor_without_cursor_starts_from_what_the_last_run_read():

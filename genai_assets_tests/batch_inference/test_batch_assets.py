@@ -71,6 +71,14 @@ def test_partition_materializes_every_item_then_resumes(tmp_path):
         assert metadata["items_failed"].value == 2
         assert metadata["items_malformed"].value == 1
         assert metadata["rate_limited_this_run"].value == 1
+        errors = {
+            record.data["error_type"]: record.data["attempts"]
+            for record in metadata["errors_this_run"].value.records
+        }
+        assert errors == {"rate_limited": 1, "server_error": 4}
+        assert metadata["limits"].value == (
+            "concurrency 8; no request limit; no token limit; up to 4 attempts per item"
+        )
         assert metadata["input_tokens"].value > 0
         expected_cost = (
             metadata["input_tokens"].value * 0.15 + metadata["output_tokens"].value * 0.60

@@ -15,8 +15,8 @@ import httpx
 import openai
 import pytest
 
-from genai_assets.automation.retries import retry_after_from_headers
-from genai_assets.batch_inference.engine import RetryPolicy
+from genai_assets.automation.retries import RetrySettings, retry_after_from_headers
+from genai_assets.batch_inference.engine import BatchRetrySettings
 from genai_assets.batch_inference.items import parse_file
 from genai_assets.batch_inference.responses import classify
 from genai_assets.batch_inference.results import ResultJournal
@@ -37,7 +37,7 @@ from genai_assets_tests.batch_inference.misbehaving_server import (
     write_prompts,
 )
 
-FAST_RETRY = RetryPolicy(max_attempts=4, backoff_base_s=0.02, backoff_max_s=0.2)
+FAST_RETRY = BatchRetrySettings(attempts=4, backoff_s=0.02, max_wait_s=0.2)
 FAST_SETTINGS = BatchSettings(model="test-model", concurrency=4, retry=FAST_RETRY)
 
 
@@ -226,7 +226,7 @@ def test_non_json_answers_are_retried_then_recorded_on_the_item(tmp_path):
         report = run_batch_file(input_path, work, client_factory(server), FAST_SETTINGS)
     html, retried, ok = report.rows
     assert html["status"] == "failed" and html["error_type"] == "invalid_response"
-    assert html["attempts"] == FAST_RETRY.max_attempts and html["status_code"] == 200
+    assert html["attempts"] == FAST_RETRY.attempts and html["status_code"] == 200
     assert html["error"].startswith(
         "invalid_response: the body is not valid JSON (Expecting value at char 0 of 2626); "
         "body (2626 bytes): <html><body>Bad gateway."
@@ -244,7 +244,7 @@ def test_rate_limit_storm_is_recovered_by_honouring_retry_after(tmp_path):
     settings = BatchSettings(
         model="test-model",
         concurrency=16,
-        retry=RetryPolicy(max_attempts=20, backoff_base_s=0.02, backoff_max_s=0.2),
+        retry=BatchRetrySettings(attempts=20, backoff_s=0.02, max_wait_s=0.2),
     )
     with MisbehavingOpenAIServer(enforce_limit=(20, 0.5)) as server:
         report = run_batch_file(input_path, tmp_path / "work", client_factory(server), settings)
@@ -332,7 +332,7 @@ def test_classify_status_errors(status, kind, retryable):
 
 
 def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after():
-    policy = RetryPolicy(backoff_base_s=1.0, backoff_max_s=8.0, max_retry_after_s=30)
+    policy = BatchRetrySettings(backoff_s=1.0, max_wait_s=8.0, max_retry_after_s=30)
     rng = random.Random(0)
     for attempt, step in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (6, 8.0)]:
         delays = [policy.delay(attempt, None, rng) for _ in range(200)]
@@ -340,6 +340,10 @@ def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after():
         assert max(delays) - min(delays) > step / 4  # jittered, not constant
     assert 3.0 <= policy.delay(1, 3.0, rng) <= 3.3
     assert 30 <= policy.delay(1, 500.0, rng) <= 33
+    # The project's one retry vocabulary, validated once for every user of it.
+    assert isinstance(policy, RetrySettings)
+    with pytest.raises(ValueError, match="attempts must be at least 1"):
+        BatchRetrySettings(attempts=0)
 
 
 CRASHING_RUN = """

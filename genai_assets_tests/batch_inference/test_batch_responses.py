@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from genai_assets.batch_inference.engine import RetryPolicy
+from genai_assets.batch_inference.engine import BatchRetrySettings
 from genai_assets.batch_inference.items import parse_file
 from genai_assets.batch_inference.responses import Completion, Failure, parse_completion
 from genai_assets.batch_inference.results import ResultJournal
@@ -25,7 +25,7 @@ from genai_assets_tests.batch_inference.misbehaving_server import (
     write_prompts,
 )
 
-FAST_RETRY = RetryPolicy(max_attempts=4, backoff_base_s=0.02, backoff_max_s=0.2)
+FAST_RETRY = BatchRetrySettings(attempts=4, backoff_s=0.02, max_wait_s=0.2)
 FAST_SETTINGS = BatchSettings(model="test-model", concurrency=4, retry=FAST_RETRY, seed=0)
 COMPLETION = {
     "choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
@@ -153,7 +153,7 @@ def test_300_prompts_against_a_server_that_misbehaves_on_a_third_of_requests(tmp
     settings = BatchSettings(
         model="test-model",
         concurrency=16,
-        retry=RetryPolicy(max_attempts=6, backoff_base_s=0.02, backoff_max_s=0.2),
+        retry=BatchRetrySettings(attempts=6, backoff_s=0.02, max_wait_s=0.2),
         request_timeout_s=2.0,
         defaults={"max_tokens": 16},
         seed=0,

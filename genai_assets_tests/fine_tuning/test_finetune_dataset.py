@@ -124,9 +124,9 @@ def test_every_extension_the_sensor_watches_is_read(tmp_path, records_factory):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from genai_assets.automation import settings as ops_settings
+    from genai_assets import settings
 
-    assert {p.removeprefix("*") for p in ops_settings.TRAINING_DATA_PATTERNS} == set(ds.SUFFIXES)
+    assert {p.removeprefix("*") for p in settings.TRAINING_DATA_PATTERNS} == set(ds.SUFFIXES)
     rows = [r for r in records_factory() if "instruction" in r][:12]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
     (tmp_path / "b.json").write_text(json.dumps(rows[3:6]))

@@ -52,6 +52,24 @@ def test_html_drops_script_style_and_navigation(tmp_path):
     assert text == "Visible text."
 
 
+def test_html_keeps_the_main_landmark_without_navigation_roles(tmp_path):
+    # The shape of a Sphinx page (python3-doc): navigation bars and the sidebar are
+    # divs with role=navigation, the footer a plain div outside role=main.
+    path = tmp_path / "sphinx.html"
+    path.write_text(
+        "<html><head><title>json</title></head><body>"
+        '<div class="related" role="navigation"><ul><li>index</li><li>modules</li></ul></div>'
+        '<div class="document"><div class="body" role="main"><h1>json</h1>'
+        "<p>Encode and decode JSON.</p></div></div>"
+        '<div class="sphinxsidebar" role="navigation"><h3>Previous topic</h3>'
+        '<div role="search"><p>Quick search</p></div></div>'
+        '<div class="footer"><p>Copyright the authors.</p></div></body></html>'
+    )
+    doc = load_one(path)
+    assert doc.text == "# json\n\nEncode and decode JSON."
+    assert doc.title == "json"
+
+
 def test_pdf_text_and_title_from_the_sample_corpus():
     pdfs = sorted(settings.SAMPLE_CORPUS_DIR.rglob("*.pdf"))
     assert pdfs, "the sample corpus ships PDFs"

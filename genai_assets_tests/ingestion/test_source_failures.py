@@ -13,7 +13,11 @@ import dagster as dg
 import pytest
 from moto.server import ThreadedMotoServer
 
-from genai_assets.automation.retries import PermanentExternalError, TransientExternalError
+from genai_assets.automation.retries import (
+    PermanentExternalError,
+    RetrySettings,
+    TransientExternalError,
+)
 from genai_assets.defs.rag.assets import raw_documents
 from genai_assets.rag import documents
 from genai_assets.rag.documents import GONE, UNAVAILABLE, Document, SkippedInput
@@ -74,7 +78,7 @@ def entry_for(uri: str, **kwargs):
     return next(documents.iter_source_entries(uri, **kwargs))
 
 
-NO_WAIT = documents.RetrySettings(attempts=3, backoff_s=0.0)
+NO_WAIT = RetrySettings(attempts=3, backoff_s=0.0)
 
 
 def test_http_answers_are_told_apart(server):
@@ -115,7 +119,7 @@ def test_an_optional_source_is_retried_and_recovers(server):
         server.start()  # back on the same port before the second attempt
 
     entry = entry_for(url, http_timeout_s=2)
-    retry = documents.RetrySettings(attempts=3, backoff_s=0.5)
+    retry = RetrySettings(attempts=3, backoff_s=0.5)
     result = documents.load_entry(entry, optional=True, retry=retry, sleep=restart_while_waiting)
     assert isinstance(result, Document) and waits == [0.5]
 

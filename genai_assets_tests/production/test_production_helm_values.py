@@ -261,7 +261,7 @@ def test_gpu_settings_are_valid_kubernetes_scheduling(values, monkeypatch) -> No
 # --- Every environment variable the code reads is named in the values --------------
 
 READERS = {"get", "getenv", "setdefault", "EnvVar", "_optional_secret"}
-PREFIXED_READERS = {"_env", "_env_int", "_env_float"}  # automation.settings: GENAI_ASSETS_ + name
+PREFIXED_READERS = {"_env", "_env_number"}  # genai_assets.settings: GENAI_ASSETS_ + name
 
 
 def _name_pattern(node: ast.expr) -> str | None:
@@ -320,7 +320,7 @@ def environment_variables_read(package: Path) -> set[str]:
 def test_the_scan_finds_the_variables_the_code_reads() -> None:
     found = environment_variables_read(settings.PROJECT_ROOT / "genai_assets")
     # One of each way of reading: a *_VARIABLE constant, dg.EnvVar, os.environ.get,
-    # `in os.environ`, the automation settings' prefixed readers, an f-string family.
+    # `in os.environ`, the settings module's prefixed readers, an f-string family.
     for name in (
         "GENAI_ASSETS_ENV",
         "TRAINING_IMAGE",

@@ -17,8 +17,8 @@ import json
 
 import dagster as dg
 
+from genai_assets import settings
 from genai_assets.automation import alerts
-from genai_assets.automation import settings as ops_settings
 from genai_assets.defs.automation.policies import REMEDIATION_TAG
 
 
@@ -48,7 +48,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> alerts.Alert:
         assets=assets,
         run_id=run.run_id,
         job_name=run.job_name,
-        url=alerts.run_url(ops_settings.ui_base_url(), run.run_id),
+        url=alerts.run_url(settings.ui_base_url(), run.run_id),
         fields={"Failed steps": str(len(failures))},
     )
 
@@ -61,7 +61,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> alerts.Alert:
 )
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> None:
     """Send the alert of one failed run."""
-    alerts.send(run_failure_alert(context), ops_settings.alert_webhook_url(), context.log)
+    alerts.send(run_failure_alert(context), settings.alert_webhook_url(), context.log)
 
 
 def freshness_alert(notice: alerts.FreshnessNotice, base_url: str) -> alerts.Alert:
@@ -110,7 +110,7 @@ def freshness_alert_sensor(context: dg.SensorEvaluationContext):
     }
     notified = json.loads(context.cursor) if context.cursor else {}
     notices, notified = alerts.freshness_notices(notified, states)
-    base_url, webhook = ops_settings.ui_base_url(), ops_settings.alert_webhook_url()
+    base_url, webhook = settings.ui_base_url(), settings.alert_webhook_url()
     for notice in notices:
         alerts.send(freshness_alert(notice, base_url), webhook, context.log)
     context.update_cursor(json.dumps(notified, sort_keys=True))

@@ -19,7 +19,7 @@ server imports the asset modules while it loads the code location (each run work
 loads it again in its own environment). A retry policy, a pool and op tags are part
 of the op's definition, which Dagster fixes at load; unlike resource config they
 cannot be a ``dg.EnvVar`` resolved at launch, so the existing settings readers
-(``genai_assets.automation.settings``, which validate and name the variable) are
+(``genai_assets.settings``, which validate and name the variable) are
 called here, and secrets stay ``dg.EnvVar`` on the resources.
 
 Applied to the whole code location by definitions.py (``with_freshness_policies``):
@@ -38,8 +38,7 @@ from typing import Any
 
 import dagster as dg
 
-from genai_assets import deployment
-from genai_assets.automation import settings as ops_settings
+from genai_assets import deployment, settings
 from genai_assets.automation.retries import (
     PermanentExternalError,
     TransientExternalError,
@@ -56,10 +55,10 @@ GPU_POOL = "gpu_training"
 
 def external_retry_policy() -> dg.RetryPolicy:
     """The shared retry policy: exponential backoff from the configured delay, with jitter."""
-    retry = ops_settings.retry_settings()
+    retry = settings.retry_settings()
     return dg.RetryPolicy(
-        max_retries=retry.max_retries,
-        delay=retry.delay_s,
+        max_retries=retry.attempts - 1,
+        delay=retry.backoff_s,
         backoff=dg.Backoff.EXPONENTIAL,
         jitter=dg.Jitter.PLUS_MINUS,
     )
@@ -71,7 +70,7 @@ def embedding_op_tags() -> dict[str, Any]:
     Empty while ``GENAI_ASSETS_EMBEDDING_GPUS`` is 0 (the default): the step stays
     on the run's pod.
     """
-    gpus = ops_settings.embedding_gpus()
+    gpus = settings.embedding_gpus()
     if not gpus:
         return {}
     pod = GpuPodSettings(
@@ -113,7 +112,7 @@ def external_call(service: str) -> Iterator[None]:
                 allow_retries=False,
             ) from error
         if isinstance(classified, TransientExternalError) and classified.retry_after_s is not None:
-            retry = ops_settings.retry_settings()
+            retry = settings.retry_settings()
             if classified.retry_after_s > retry.max_wait_s:
                 raise dg.Failure(
                     description=f"{classified} - the service asks to wait "
@@ -122,7 +121,7 @@ def external_call(service: str) -> Iterator[None]:
                     allow_retries=False,
                 ) from error
             raise dg.RetryRequested(
-                max_retries=retry.max_retries, seconds_to_wait=classified.retry_after_s
+                max_retries=retry.attempts - 1, seconds_to_wait=classified.retry_after_s
             ) from error
         if classified is not None and classified is not error:
             raise classified from error
@@ -131,7 +130,7 @@ def external_call(service: str) -> Iterator[None]:
 
 def freshness_policy(asset_name: str) -> dg.FreshnessPolicy:
     """The time-window freshness policy of ``asset_name`` from the environment."""
-    window = ops_settings.freshness_window(asset_name)
+    window = settings.freshness_window(asset_name)
     return dg.FreshnessPolicy.time_window(fail_window=window.fail, warn_window=window.warn)
 
 

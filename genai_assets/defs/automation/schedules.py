@@ -1,7 +1,7 @@
 """Nightly RAG refresh and weekly fine-tuning, on by default.
 
 Cron expressions and timezones come from environment variables, read when the
-definitions load (see ``genai_assets.automation.settings``):
+definitions load (see ``genai_assets.settings``):
 ``GENAI_ASSETS_RAG_REFRESH_CRON``, ``GENAI_ASSETS_FINE_TUNING_CRON`` and
 ``GENAI_ASSETS_SCHEDULE_TIMEZONE`` (or ``..._RAG_REFRESH_TIMEZONE`` /
 ``..._FINE_TUNING_TIMEZONE``).
@@ -9,7 +9,7 @@ definitions load (see ``genai_assets.automation.settings``):
 
 import dagster as dg
 
-from genai_assets.automation import settings as ops_settings
+from genai_assets import settings
 from genai_assets.defs.automation.domains import (
     DOMAIN_TAG,
     FINE_TUNING_GROUP,
@@ -24,7 +24,7 @@ def group_schedule(
     name: str,
     job_name: str,
     group: str,
-    when: ops_settings.ScheduleSettings,
+    when: settings.ScheduleSettings,
     description: str,
     default_status: dg.DefaultScheduleStatus = dg.DefaultScheduleStatus.RUNNING,
 ) -> dg.ScheduleDefinition:
@@ -50,7 +50,7 @@ def build_schedules() -> list[dg.ScheduleDefinition]:
     """The schedules, with cron, timezone and default status read from the environment now."""
     status = (
         dg.DefaultScheduleStatus.RUNNING
-        if ops_settings.automation_running_by_default()
+        if settings.automation_running_by_default()
         else dg.DefaultScheduleStatus.STOPPED
     )
     return [
@@ -58,7 +58,7 @@ def build_schedules() -> list[dg.ScheduleDefinition]:
             "nightly_rag_refresh",
             RAG_REFRESH_JOB,
             RAG_GROUP,
-            ops_settings.rag_refresh_schedule(),
+            settings.rag_refresh_schedule(),
             "Refresh the RAG index every night",
             status,
         ),
@@ -66,7 +66,7 @@ def build_schedules() -> list[dg.ScheduleDefinition]:
             "weekly_fine_tuning",
             FINE_TUNING_JOB,
             FINE_TUNING_GROUP,
-            ops_settings.fine_tuning_schedule(),
+            settings.fine_tuning_schedule(),
             "Fine-tune, evaluate and publish the serving config every week",
             status,
         ),

@@ -20,8 +20,8 @@ from typing import Any
 
 import dagster as dg
 
+from genai_assets import settings
 from genai_assets.automation import changes
-from genai_assets.automation import settings as ops_settings
 from genai_assets.defs.automation.domains import (
     FINE_TUNING_GROUP,
     FINE_TUNING_JOB,
@@ -163,7 +163,7 @@ def training_files(folder: Path) -> list[tuple[str, str, float]]:
     """``(path, fingerprint, modified timestamp)`` of every training data file under ``folder``."""
     found = {
         path
-        for pattern in ops_settings.TRAINING_DATA_PATTERNS
+        for pattern in settings.TRAINING_DATA_PATTERNS
         for path in folder.rglob(pattern)
         if path.is_file()
     }
@@ -177,7 +177,7 @@ def training_files(folder: Path) -> list[tuple[str, str, float]]:
 
 
 def _training_data_files(resources: dict[str, Any]) -> FileList | dg.SkipReason:
-    folder = ops_settings.training_data_dir()
+    folder = settings.training_data_dir()
     if not folder.is_dir():
         return dg.SkipReason(f"training data folder {folder} does not exist")
     return training_files(folder)
@@ -206,10 +206,10 @@ def build_training_data_sensor(
 @dg.definitions
 def file_sensors() -> dg.Definitions:
     """The file sensors, with their interval read from the environment now."""
-    interval = ops_settings.sensor_interval_s()
+    interval = settings.sensor_interval_s()
     status = (
         dg.DefaultSensorStatus.RUNNING
-        if ops_settings.automation_running_by_default()
+        if settings.automation_running_by_default()
         else dg.DefaultSensorStatus.STOPPED
     )
     return dg.Definitions(

@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
-from genai_assets.batch_inference.engine import RetryPolicy
+from genai_assets.batch_inference.engine import BatchRetrySettings
 from genai_assets.batch_inference.pricing import Price, resolve_price
 from genai_assets.batch_inference.runner import BatchSettings, run_batch_file
 from genai_assets.defs.automation.policies import LLM_POOL, external_retry_policy
@@ -46,6 +46,7 @@ class BatchInferenceConfig(dg.Config):
     )
     max_attempts: int = Field(
         default=6,
+        ge=1,
         description="Attempts per item for 429/5xx, timeouts, dropped connections and "
         "answers that are not a usable chat completion.",
     )
@@ -110,6 +111,42 @@ FAILURES_SCHEMA = dg.TableSchema(
         dg.TableColumn("error", "string", description="The last reason, shortened"),
     ]
 )
+
+
+ERRORS_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("error_type", "string"),
+        dg.TableColumn("attempts", "int", description="Failed attempts of this kind, this run"),
+    ]
+)
+
+
+def _errors_table(errors: dict[str, int]) -> dg.TableMetadataValue:
+    """Failed attempts of this run by kind (retried ones included)."""
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({"error_type": kind, "attempts": count})
+            for kind, count in errors.items()
+        ],
+        schema=ERRORS_SCHEMA,
+    )
+
+
+def _limits_text(config: BatchInferenceConfig) -> str:
+    """The run's request limits in words: settings are read, not plotted."""
+
+    def per_window(limit: int | None, unit: str) -> str:
+        return (
+            f"no {unit} limit"
+            if limit is None
+            else f"{limit} {unit}s per {config.rate_window_s:g} s"
+        )
+
+    return (
+        f"concurrency {config.concurrency}; {per_window(config.requests_per_minute, 'request')};"
+        f" {per_window(config.tokens_per_minute, 'token')}; up to {config.max_attempts}"
+        " attempts per item"
+    )
 
 
 def _failures_table(failed: list[dict]) -> dg.TableMetadataValue:
@@ -185,10 +222,10 @@ def batch_inference_results(
             requests_per_period=config.requests_per_minute,
             tokens_per_period=config.tokens_per_minute,
             rate_period_s=config.rate_window_s,
-            retry=RetryPolicy(
-                max_attempts=config.max_attempts,
-                backoff_base_s=config.backoff_base_s,
-                backoff_max_s=config.backoff_max_s,
+            retry=BatchRetrySettings(
+                attempts=config.max_attempts,
+                backoff_s=config.backoff_base_s,
+                max_wait_s=config.backoff_max_s,
                 max_retry_after_s=config.max_retry_after_s,
             ),
             defaults={"max_tokens": config.max_tokens, "temperature": config.temperature},
@@ -225,7 +262,8 @@ def batch_inference_results(
     else:
         metadata["estimated_cost_usd"] = dg.MetadataValue.text(f"no price for model {model!r}")
     metadata["model"] = dg.MetadataValue.text(model)
-    metadata["errors_this_run"] = dg.MetadataValue.json(summary["errors_this_run"])
+    metadata["limits"] = dg.MetadataValue.text(_limits_text(config))
+    metadata["errors_this_run"] = _errors_table(summary["errors_this_run"])
     metadata["results_path"] = dg.MetadataValue.path(str(report.results_path))
     metadata["progress_path"] = dg.MetadataValue.path(str(report.progress_path))
     failed = [row for row in report.rows if row["status"] != "ok"]
