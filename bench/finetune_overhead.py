@@ -4,7 +4,7 @@ Both train the same base model on the same dataset folder with the same
 hyperparameters, in a fresh subprocess each (the asset runs the entry point
 under Dagster Pipes, as production does):
 
-* ``bare``: ``python -m genai_assets.training.sft --base-model M --dataset D
+* ``bare``: ``python -m genai_assets.fine_tuning.sft --base-model M --dataset D
   --output O --hyperparameters H``, timed around the subprocess;
 * ``asset``: ``dg.materialize([fine_tuned_model])`` with base_model and
   training_dataset loaded from the project's IO manager (materialized once
@@ -71,7 +71,7 @@ def main() -> int:
     bare_times, asset_times = [], []
     for repeat in range(args.repeats):
         output = work / "bare" / f"run-{repeat}"
-        command = [sys.executable, "-m", "genai_assets.training.sft", "--base-model", base]
+        command = [sys.executable, "-m", "genai_assets.fine_tuning.sft", "--base-model", base]
         command += ["--dataset", dataset["path"], "--output", str(output)]
         command += ["--hyperparameters", json.dumps(hyperparameters)]
         started = time.perf_counter()
@@ -94,7 +94,7 @@ def main() -> int:
     ratio = asset / bare
     steps = json.loads((work / "bare" / "run-0" / "manifest.json").read_text())
     rows = [
-        ("bare `python -m genai_assets.training.sft`", bare_times, bare),
+        ("bare `python -m genai_assets.fine_tuning.sft`", bare_times, bare),
         ("fine_tuned_model asset (dg.materialize)", asset_times, asset),
     ]
     sys.stdout.write(

@@ -32,8 +32,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genai_assets.finetune import dataset as ds  # noqa: E402
-from genai_assets.finetune import eval_set  # noqa: E402
+from genai_assets.fine_tuning import dataset as ds  # noqa: E402
+from genai_assets.fine_tuning import eval_set  # noqa: E402
 
 SOURCE = Path(__file__).with_name("training_facts.yaml")
 OUT = ROOT / "genai_assets" / "data" / "training"

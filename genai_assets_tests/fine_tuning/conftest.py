@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from genai_assets.finetune.eval_set import write_eval_set
-from genai_assets.finetune.tiny_model import ensure_tiny_model
+from genai_assets.fine_tuning.eval_set import write_eval_set
+from genai_assets.fine_tuning.tiny_model import ensure_tiny_model
 
 TOPICS = [
     ("snapshot", "snapshots", "skyvault snapshot create --vault NAME"),

@@ -17,8 +17,8 @@ from genai_assets.defs.fine_tuning import assets, checks, jobs
 from genai_assets.defs.rag import assets as rag_assets
 from genai_assets.defs.rag import quality
 from genai_assets.defs.resources import build_resources
-from genai_assets.finetune import paths, serving
-from genai_assets.finetune.eval_set import write_eval_set
+from genai_assets.fine_tuning import paths, serving
+from genai_assets.fine_tuning.eval_set import write_eval_set
 from genai_assets.io_managers import LocalFormatIOManager
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
@@ -263,7 +263,7 @@ def test_rag_quality_metrics_records_a_run_per_evaluated_collection(
 
 
 def test_command_line_rollback_moves_the_alias_back_too(mlflow_server, tmp_path, monkeypatch):
-    from genai_assets.finetune import rollback as rollback_cli
+    from genai_assets.fine_tuning import rollback as rollback_cli
     from genai_assets.tracking.mlflow_tracker import MlflowSettings, MlflowTracker, RunRecord
 
     tracker = MlflowTracker(MlflowSettings(mlflow_server))

@@ -1,9 +1,9 @@
 """Fine-tuning assets: base_model, training_dataset, fine_tuned_model, eval_report, serving_config.
 
-The logic lives in ``genai_assets.finetune`` (no dagster import) and the training
-entry point in ``genai_assets.training.sft``; these assets call it, pass
+The logic lives in ``genai_assets.fine_tuning`` (no dagster import) and the training
+entry point in ``genai_assets.fine_tuning.sft``; these assets call it, pass
 resources and report metadata. Artifacts live under
-``genai_assets.finetune.paths.root()``; asset values are JSON dicts that record
+``genai_assets.fine_tuning.paths.root()``; asset values are JSON dicts that record
 folder paths.
 """
 
@@ -19,18 +19,18 @@ from pydantic import Field
 
 from genai_assets import settings
 from genai_assets.defs.automation.policies import GPU_POOL, external_retry_policy
-from genai_assets.finetune import dataset as ds
-from genai_assets.finetune import eval_set, evaluation, paths, serving, weights
-from genai_assets.finetune.k8s import GpuPodSettings, k8s_op_tags
-from genai_assets.finetune.tiny_model import TINY_MODEL_LABEL, ensure_tiny_model
-from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
-from genai_assets.resources.training_runner import TrainingRunnerResource
-from genai_assets.training.sft import (
+from genai_assets.fine_tuning import dataset as ds
+from genai_assets.fine_tuning import eval_set, evaluation, paths, serving, weights
+from genai_assets.fine_tuning.k8s import GpuPodSettings, k8s_op_tags
+from genai_assets.fine_tuning.sft import (
     MANIFEST,
     SFTHyperparameters,
     TrainingJob,
     training_fingerprint,
 )
+from genai_assets.fine_tuning.tiny_model import TINY_MODEL_LABEL, ensure_tiny_model
+from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
+from genai_assets.resources.training_runner import TrainingRunnerResource
 
 GROUP = "fine_tuning"
 TINY_LOCAL = "tiny-local"
@@ -170,7 +170,7 @@ def training_dataset(
     """Load, validate, deduplicate and split the JSONL sources; write the dataset folder."""
     from transformers import AutoTokenizer
 
-    from genai_assets.finetune.formatting import count_tokens
+    from genai_assets.fine_tuning.formatting import count_tokens
 
     source = config.source or str(paths.training_data_dir())
     fixed = _load_eval_set(config.eval_set or str(eval_set.DEFAULT_EVAL_SET))
@@ -290,7 +290,7 @@ def _loss_table(history: list[dict], rows: int = 25) -> str:
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
     description="The base model fine-tuned on the training split (LoRA by default), trained "
-    "by `python -m genai_assets.training.sft` under Dagster Pipes: a local subprocess or a "
+    "by `python -m genai_assets.fine_tuning.sft` under Dagster Pipes: a local subprocess or a "
     "Kubernetes GPU pod (resource training_runner). A folder with a manifest.json (with the "
     "sha256 of its weights). Not trained again when the data, base model, hyperparameters and "
     "training code equal the last candidate's: the materialization says so and reuses it.",

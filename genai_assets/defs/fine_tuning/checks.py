@@ -4,8 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from genai_assets.finetune import dataset as ds
-from genai_assets.finetune import eval_set, serving
+from genai_assets.fine_tuning import dataset as ds
+from genai_assets.fine_tuning import eval_set, serving
 
 
 @dg.asset_check(

@@ -4,7 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets.defs.automation.domains import DOMAIN_TAG, FINE_TUNING_GROUP, FINE_TUNING_JOB
-from genai_assets.finetune import paths, serving
+from genai_assets.fine_tuning import paths, serving
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 
 fine_tuning_job = dg.define_asset_job(

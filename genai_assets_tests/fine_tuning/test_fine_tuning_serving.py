@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from genai_assets.finetune import rollback as rollback_cli
-from genai_assets.finetune import serving, weights
-from genai_assets.finetune.serving import GateThresholds, decide_promotion
+from genai_assets.fine_tuning import rollback as rollback_cli
+from genai_assets.fine_tuning import serving, weights
+from genai_assets.fine_tuning.serving import GateThresholds, decide_promotion
 
 
 def metrics(ppl, rouge=0.3, bleu=10.0):

@@ -245,8 +245,3 @@ def _build(
             indent=2,
         )
     )
-
-
-def is_tiny_model(name_or_path: str | Path) -> bool:
-    """Whether ``name_or_path`` is a folder built by this module."""
-    return (Path(name_or_path) / "tiny_model.json").exists()

@@ -19,7 +19,7 @@ import yaml
 from dagster_aws.s3 import S3Resource
 
 from genai_assets.defs.fine_tuning import assets, checks, jobs
-from genai_assets.finetune import paths, serving, weights
+from genai_assets.fine_tuning import paths, serving, weights
 from genai_assets.io_managers import LocalFormatIOManager
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.training_runner import TrainingRunnerResource

@@ -8,11 +8,10 @@ import pytest
 from transformers import AutoTokenizer
 
 from genai_assets.defs.fine_tuning.assets import FineTuneConfig
-from genai_assets.finetune import dataset as ds
-from genai_assets.finetune import evaluation, weights
-from genai_assets.finetune.formatting import count_tokens
-from genai_assets.finetune.tiny_model import CHATML_TEMPLATE, TINY_MODEL_LABEL, ensure_tiny_model
-from genai_assets.training import sft
+from genai_assets.fine_tuning import dataset as ds
+from genai_assets.fine_tuning import evaluation, sft, weights
+from genai_assets.fine_tuning.formatting import count_tokens
+from genai_assets.fine_tuning.tiny_model import CHATML_TEMPLATE, TINY_MODEL_LABEL, ensure_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from genai_assets import settings
-from genai_assets.finetune import dataset as ds
-from genai_assets.finetune.formatting import count_tokens, tokenize_conversation
+from genai_assets.fine_tuning import dataset as ds
+from genai_assets.fine_tuning.formatting import count_tokens, tokenize_conversation
 
 GOOD_CHAT = {
     "messages": [

@@ -4,7 +4,7 @@ Run it three ways, with the same code:
 
 * by Dagster, locally, as a subprocess through ``dg.PipesSubprocessClient``;
 * by Dagster on Kubernetes, as a GPU pod through dagster-k8s ``PipesK8sClient``;
-* by hand, for debugging: ``python -m genai_assets.training.sft --job job.json``
+* by hand, for debugging: ``python -m genai_assets.fine_tuning.sft --job job.json``
   (or ``--base-model M --dataset DIR --output DIR [--hyperparameters JSON]``).
 
 Under Dagster Pipes the job comes from the ``job`` extra, and logs, the loss of
@@ -33,11 +33,11 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from genai_assets.finetune.dataset import read_split
-from genai_assets.finetune.formatting import tokenize_conversation
-from genai_assets.finetune.weights import folder_sha256
+from genai_assets.fine_tuning.dataset import read_split
+from genai_assets.fine_tuning.formatting import tokenize_conversation
+from genai_assets.fine_tuning.weights import folder_sha256
 
-logger = logging.getLogger("genai_assets.training.sft")
+logger = logging.getLogger("genai_assets.fine_tuning.sft")
 
 MANIFEST = "manifest.json"
 
@@ -193,7 +193,7 @@ def code_version() -> dict[str, str]:
 # The code that decides what training computes; a change to it is a reason to train again.
 TRAINING_CODE = (
     Path(__file__),
-    Path(__file__).resolve().parent.parent / "finetune" / "formatting.py",
+    Path(__file__).resolve().parent / "formatting.py",
 )
 
 
@@ -211,7 +211,7 @@ def training_fingerprint(
     """The identity of a training run's inputs: data, base model, config and code.
 
     ``base_model`` is a Hugging Face id, or for a local folder its content hash
-    (:func:`genai_assets.finetune.weights.folder_sha256`), so a rebuilt base
+    (:func:`genai_assets.fine_tuning.weights.folder_sha256`), so a rebuilt base
     model with other weights counts as a change. Two runs with the same
     fingerprint compute the same model (training is seeded), so the second need
     not run.
@@ -427,7 +427,7 @@ def train(job: TrainingJob, reporter: Reporter | None = None) -> dict[str, Any]:
 
 def _parse_args(argv: list[str]) -> TrainingJob:
     parser = argparse.ArgumentParser(
-        prog="python -m genai_assets.training.sft", description=__doc__.split("\n")[0]
+        prog="python -m genai_assets.fine_tuning.sft", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--job", type=Path, help="a TrainingJob as JSON (overrides the rest)")
     parser.add_argument("--base-model", help="Hugging Face model id or local folder")

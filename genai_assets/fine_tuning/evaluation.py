@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genai_assets.finetune.formatting import (
+from genai_assets.fine_tuning.formatting import (
     IGNORE_INDEX,
     prompt_and_reference,
     render,
