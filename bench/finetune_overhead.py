@@ -50,7 +50,9 @@ def main() -> int:
     import dagster as dg
     from dagster_aws.s3 import S3Resource
 
-    from genai_assets.defs.fine_tuning import assets
+    from genai_assets.defs.fine_tuning.configs import FineTuneConfig
+    from genai_assets.defs.fine_tuning.inputs import base_model, training_dataset
+    from genai_assets.defs.fine_tuning.training import fine_tuned_model
     from genai_assets.io_managers import LocalFormatIOManager
     from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
     from genai_assets.resources.training_runner import TrainingRunnerResource
@@ -62,11 +64,11 @@ def main() -> int:
         "s3": S3Resource(),  # unused: the training data is the shipped local folder
         "io_manager": LocalFormatIOManager(base_dir=str(work / "io")),
     }
-    everything = [assets.base_model, assets.training_dataset, assets.fine_tuned_model]
+    everything = [base_model, training_dataset, fine_tuned_model]
     setup = dg.materialize(everything[:2], resources=resources)
     base = setup.output_for_node("base_model")["name_or_path"]
     dataset = setup.output_for_node("training_dataset")
-    hyperparameters = assets.FineTuneConfig(**training).model_dump()
+    hyperparameters = FineTuneConfig(**training).model_dump()
 
     bare_times, asset_times = [], []
     for repeat in range(args.repeats):

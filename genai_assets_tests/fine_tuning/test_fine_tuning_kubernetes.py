@@ -12,7 +12,7 @@ from dagster_k8s.job import (
 )
 from dagster_k8s.pipes import build_pod_body
 
-from genai_assets.defs.fine_tuning.assets import GPU_OP_TAGS, fine_tuned_model
+from genai_assets.defs.fine_tuning.training import GPU_OP_TAGS, fine_tuned_model
 from genai_assets.fine_tuning.k8s import GpuPodSettings, k8s_op_tags
 from genai_assets.resources.training_runner import TrainingRunnerResource
 

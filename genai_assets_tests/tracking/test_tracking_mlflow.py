@@ -13,7 +13,7 @@ import pytest
 from dagster_aws.s3 import S3Resource
 from mlflow import MlflowClient
 
-from genai_assets.defs.fine_tuning import assets, checks, jobs
+from genai_assets.defs.fine_tuning import jobs
 from genai_assets.defs.rag import assets as rag_assets
 from genai_assets.defs.rag import quality
 from genai_assets.defs.resources import build_resources
@@ -24,20 +24,16 @@ from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.training_runner import TrainingRunnerResource
-from genai_assets_tests.fine_tuning.conftest import eval_records, good_records, write_jsonl
+from genai_assets_tests.fine_tuning.conftest import (
+    FINE_TUNING_DEFS,
+    eval_records,
+    good_records,
+    write_jsonl,
+)
 from genai_assets_tests.tracking.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
-FINE_TUNING = [
-    assets.base_model,
-    assets.training_dataset,
-    checks.quarantine_rate,
-    assets.fine_tuned_model,
-    assets.eval_report,
-    checks.promotion_gate,
-    assets.serving_config,
-]
 DOWNSTREAM = ["fine_tuned_model", "eval_report", "serving_config"]
 MODEL = "genai_assets_fine_tuned_model"
 
@@ -86,7 +82,7 @@ def fine_tune(home, training_data_dir, mlflow, training=None, selection=None):
         "eval_report": {"config": {"max_generation_examples": 6, "max_new_tokens": 16}},
     }
     return dg.materialize(
-        FINE_TUNING,
+        FINE_TUNING_DEFS,
         selection=selection,
         run_config={"ops": {k: v for k, v in ops.items() if not selection or k in selection}},
         resources={
