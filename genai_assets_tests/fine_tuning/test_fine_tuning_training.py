@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 
 from genai_assets.defs.fine_tuning.configs import FineTuneConfig
 from genai_assets.fine_tuning import dataset as ds
-from genai_assets.fine_tuning import evaluation, sft, training_job, weights
+from genai_assets.fine_tuning import evaluation, sft, sources, training_job, weights
 from genai_assets.fine_tuning.formatting import count_tokens
 from genai_assets.fine_tuning.tiny_model import CHATML_TEMPLATE, TINY_MODEL_LABEL, ensure_tiny_model
 
@@ -18,7 +18,7 @@ from genai_assets.fine_tuning.tiny_model import CHATML_TEMPLATE, TINY_MODEL_LABE
 def dataset_dir(tmp_path_factory, training_data_dir, tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     result = ds.validate(
-        ds.iter_local_lines(training_data_dir),
+        sources.iter_local_lines(training_data_dir),
         lambda messages: count_tokens(tokenizer, messages),
         max_tokens=256,
         eval_fraction=0.2,

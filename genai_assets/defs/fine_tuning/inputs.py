@@ -11,7 +11,7 @@ from genai_assets.defs.automation.policies import external_retry_policy
 from genai_assets.defs.fine_tuning.configs import TINY_LOCAL, BaseModelConfig, TrainingDatasetConfig
 from genai_assets.defs.fine_tuning.shared import fine_tuning_asset, load_eval_set, quarantine_table
 from genai_assets.fine_tuning import dataset as ds
-from genai_assets.fine_tuning import eval_set, paths
+from genai_assets.fine_tuning import eval_set, paths, sources
 from genai_assets.fine_tuning.progress import library_logs_to
 from genai_assets.fine_tuning.tiny_model import TINY_MODEL_LABEL, ensure_tiny_model
 
@@ -69,8 +69,8 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
 def _source_lines(source: str, s3: S3Resource):
     if source.startswith("s3://"):
         bucket, _, prefix = source.removeprefix("s3://").partition("/")
-        return ds.iter_s3_lines(s3.get_client(), bucket, prefix)
-    return ds.iter_local_lines(Path(source))
+        return sources.iter_s3_lines(s3.get_client(), bucket, prefix)
+    return sources.iter_local_lines(Path(source))
 
 
 @fine_tuning_asset(
