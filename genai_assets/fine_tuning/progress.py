@@ -48,8 +48,9 @@ def library_logs_to(target: logging.Logger, level: int = logging.WARNING) -> Ite
     handler.setLevel(level)
     loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
     saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    # The warning filters stay as they are (a test's "error" filters included): only where
+    # a shown warning is written changes.
     with warnings.catch_warnings():
-        warnings.simplefilter("default")  # each distinct warning once per location, not muted
         logging.captureWarnings(True)
         for lg in loggers:
             lg.handlers = [handler]
