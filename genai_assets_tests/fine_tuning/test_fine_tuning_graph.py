@@ -176,6 +176,11 @@ def test_first_run_promotes_the_candidate_with_its_manifest(first_run, home):
     assert margins and all(isinstance(v, dg.FloatMetadataValue) for v in margins.values())
     assert isinstance(evaluated["gate_thresholds"], dg.TextMetadataValue)
     assert isinstance(evaluated["eval_set_version"], dg.TextMetadataValue)
+    assert {r.data["model"] for r in evaluated["scores"].records} == {
+        "candidate",
+        "base",
+        "champion",
+    }
     dataset = first_run.asset_materializations_for_node("training_dataset")[0].metadata
     assert isinstance(dataset["quarantine"], dg.TableMetadataValue)
     base = first_run.asset_materializations_for_node("base_model")[0]

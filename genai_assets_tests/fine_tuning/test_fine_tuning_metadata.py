@@ -4,7 +4,12 @@ import math
 
 import dagster as dg
 
-from genai_assets.defs.fine_tuning.shared import gate_metadata, loss_curve_table, quarantine_table
+from genai_assets.defs.fine_tuning.shared import (
+    gate_metadata,
+    loss_curve_table,
+    quarantine_table,
+    scores_table,
+)
 from genai_assets.fine_tuning.dataset import QuarantinedRecord
 from genai_assets.fine_tuning.gate import ModelGateThresholds, decide_promotion
 
@@ -51,3 +56,16 @@ def test_gate_margins_are_floats_and_thresholds_are_text():
     assert math.isclose(margins["gate_margin_max_perplexity"].value, 10.0)
     diverged = decide_promotion({**metrics, "perplexity": None}, metrics, thresholds)
     assert "gate_margin_max_perplexity" not in gate_metadata(diverged, thresholds)
+
+
+def test_scores_are_a_table_of_models_by_metric():
+    results = {
+        "candidate": {"perplexity": 12.5, "rouge_l": 0.4, "bleu": 20.0, "model": "/m/c"},
+        "champion": {"perplexity": None, "rouge_l": 0.1, "bleu": 2.0, "model": "/m/b"},
+    }
+    table = scores_table(results)
+    assert [c.name for c in table.schema.columns] == ["model", "perplexity", "rouge_l", "bleu"]
+    assert [r.data for r in table.records] == [
+        {"model": "candidate", "perplexity": 12.5, "rouge_l": 0.4, "bleu": 20.0},
+        {"model": "champion", "perplexity": None, "rouge_l": 0.1, "bleu": 2.0},
+    ]

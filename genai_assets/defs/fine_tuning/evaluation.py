@@ -11,6 +11,7 @@ from genai_assets.defs.fine_tuning.shared import (
     fine_tuning_asset,
     gate_metadata,
     load_eval_set,
+    scores_table,
     verify_weights,
 )
 from genai_assets.fine_tuning import dataset as ds
@@ -158,6 +159,7 @@ def eval_report(
     )
     metadata: dict[str, object] = {
         "report": dg.MetadataValue.md(markdown),
+        "scores": scores_table(results),
         "report_path": dg.MetadataValue.path(value["report_path"]),
         "champion_source": champion["source"],
         **gate_metadata(gate, thresholds),

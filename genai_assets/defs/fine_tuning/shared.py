@@ -79,6 +79,21 @@ def loss_curve_table(history: list[dict]) -> dg.TableMetadataValue:
     )
 
 
+def scores_table(results: dict[str, dict]) -> dg.TableMetadataValue:
+    """One row per scored model (candidate, base, champion); perplexity None: not finite."""
+    metrics = ("perplexity", "rouge_l", "bleu")
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({"model": name, **{m: result[m] for m in metrics}})
+            for name, result in results.items()
+        ],
+        schema=dg.TableSchema(
+            columns=[dg.TableColumn("model", "string")]
+            + [dg.TableColumn(m, "float") for m in metrics]
+        ),
+    )
+
+
 def gate_metadata(
     decision: ModelGateDecision, thresholds: ModelGateThresholds
 ) -> dict[str, dg.MetadataValue]:
