@@ -4,7 +4,7 @@ Both train the same base model on the same dataset folder with the same
 hyperparameters, in a fresh subprocess each (the asset runs the entry point
 under Dagster Pipes, as production does):
 
-* ``bare``: ``python -m genai_assets.training.sft --base-model M --dataset D
+* ``bare``: ``python -m genai_assets.fine_tuning.sft --base-model M --dataset D
   --output O --hyperparameters H``, timed around the subprocess;
 * ``asset``: ``dg.materialize([fine_tuned_model])`` with base_model and
   training_dataset loaded from the project's IO manager (materialized once
@@ -50,7 +50,9 @@ def main() -> int:
     import dagster as dg
     from dagster_aws.s3 import S3Resource
 
-    from genai_assets.defs.fine_tuning import assets
+    from genai_assets.defs.fine_tuning.configs import FineTuneConfig
+    from genai_assets.defs.fine_tuning.inputs import base_model, training_dataset
+    from genai_assets.defs.fine_tuning.training import fine_tuned_model
     from genai_assets.io_managers import LocalFormatIOManager
     from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
     from genai_assets.resources.training_runner import TrainingRunnerResource
@@ -62,16 +64,16 @@ def main() -> int:
         "s3": S3Resource(),  # unused: the training data is the shipped local folder
         "io_manager": LocalFormatIOManager(base_dir=str(work / "io")),
     }
-    everything = [assets.base_model, assets.training_dataset, assets.fine_tuned_model]
+    everything = [base_model, training_dataset, fine_tuned_model]
     setup = dg.materialize(everything[:2], resources=resources)
     base = setup.output_for_node("base_model")["name_or_path"]
     dataset = setup.output_for_node("training_dataset")
-    hyperparameters = assets.FineTuneConfig(**training).model_dump()
+    hyperparameters = FineTuneConfig(**training).model_dump()
 
     bare_times, asset_times = [], []
     for repeat in range(args.repeats):
         output = work / "bare" / f"run-{repeat}"
-        command = [sys.executable, "-m", "genai_assets.training.sft", "--base-model", base]
+        command = [sys.executable, "-m", "genai_assets.fine_tuning.sft", "--base-model", base]
         command += ["--dataset", dataset["path"], "--output", str(output)]
         command += ["--hyperparameters", json.dumps(hyperparameters)]
         started = time.perf_counter()
@@ -94,7 +96,7 @@ def main() -> int:
     ratio = asset / bare
     steps = json.loads((work / "bare" / "run-0" / "manifest.json").read_text())
     rows = [
-        ("bare `python -m genai_assets.training.sft`", bare_times, bare),
+        ("bare `python -m genai_assets.fine_tuning.sft`", bare_times, bare),
         ("fine_tuned_model asset (dg.materialize)", asset_times, asset),
     ]
     sys.stdout.write(

@@ -25,8 +25,8 @@ import dagster as dg
 from genai_assets import settings
 from genai_assets.batch_inference.local_server import serve_model
 from genai_assets.definitions import defs as load_definitions
-from genai_assets.finetune import paths as finetune_paths
-from genai_assets.finetune.serving import current_entry
+from genai_assets.fine_tuning import paths as fine_tuning_paths
+from genai_assets.fine_tuning.serving import current_entry
 
 log = logging.getLogger("genai_assets.local_run")
 
@@ -49,7 +49,7 @@ def run_job(name: str, instance: dg.DagsterInstance, **kwargs: object) -> bool:
 
 def run_batch_inference(instance: dg.DagsterInstance) -> bool:
     """Serve the promoted model locally and run the sample prompts through it."""
-    entry = current_entry(finetune_paths.serving_dir())
+    entry = current_entry(fine_tuning_paths.serving_dir())
     if entry is None:
         log.error(
             "batch_inference_job: no model is being served (the fine-tuning gate never passed)"

@@ -32,8 +32,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genai_assets.finetune import dataset as ds  # noqa: E402
-from genai_assets.finetune import eval_set  # noqa: E402
+from genai_assets.fine_tuning import dataset as ds  # noqa: E402
+from genai_assets.fine_tuning import eval_set  # noqa: E402
 
 SOURCE = Path(__file__).with_name("training_facts.yaml")
 OUT = ROOT / "genai_assets" / "data" / "training"
@@ -66,15 +66,25 @@ def chat(system: str, turns: list[str], group: str) -> dict:
     return {"messages": messages, "group": group}
 
 
-def chat_records(source: dict, facts: list[dict], rng: random.Random) -> list[dict]:
-    """Single-turn records from (question, answer) pairs, plus two-turn follow-ups."""
-    systems = source["system_prompts"]
-    singles = [
+def question_answer_pairs(facts: list[dict]) -> list[tuple[str, str, str]]:
+    """Every (question, answer, group) of ``facts``: each question with each of its answers."""
+    return [
         (question, answer, fact["group"])
         for fact in facts
         for question in fact["questions"]
         for answer in fact["answers"]
     ]
+
+
+def instruction(instruction: str, given: str, response: str, group: str) -> dict:
+    """An instruction record (``given`` is its ``input`` field)."""
+    return {"instruction": instruction, "input": given, "response": response, "group": group}
+
+
+def chat_records(source: dict, facts: list[dict], rng: random.Random) -> list[dict]:
+    """Single-turn records from (question, answer) pairs, plus two-turn follow-ups."""
+    systems = source["system_prompts"]
+    singles = question_answer_pairs(facts)
     rng.shuffle(singles)
     conversations = source["conversations"]
     n_two_turn = N_CHAT // 6
@@ -96,31 +106,31 @@ def instruction_records(source: dict, facts: list[dict], rng: random.Random) -> 
     records = []
     for code, meaning in source["error_codes"].items():
         records.append(
-            {
-                "instruction": "Explain this Skyline Vault error code and what to do about it.",
-                "input": code,
-                "response": f"{code}: {meaning}",
-                "group": f"error-{code}",
-            }
+            instruction(
+                "Explain this Skyline Vault error code and what to do about it.",
+                code,
+                f"{code}: {meaning}",
+                f"error-{code}",
+            )
         )
     for service, port in source["ports"].items():
         records.append(
-            {
-                "instruction": "Which TCP port does Skyline Vault use for the following?",
-                "input": service,
-                "response": f"Port {port} by default.",
-                "group": f"port-{port}",
-            }
+            instruction(
+                "Which TCP port does Skyline Vault use for the following?",
+                service,
+                f"Port {port} by default.",
+                f"port-{port}",
+            )
         )
     for number, task in enumerate(source["command_tasks"]):
         for vault in rng.sample(source["vault_names"], 2):
             records.append(
-                {
-                    "instruction": "Write the skyvault command for this task.",
-                    "input": task["task"].format(v=vault),
-                    "response": task["command"].format(v=vault),
-                    "group": f"command-{number:02d}",
-                }
+                instruction(
+                    "Write the skyvault command for this task.",
+                    task["task"].format(v=vault),
+                    task["command"].format(v=vault),
+                    f"command-{number:02d}",
+                )
             )
     pairs = []
     for fact in facts:
@@ -136,9 +146,7 @@ def instruction_records(source: dict, facts: list[dict], rng: random.Random) -> 
         if len(records) >= N_INSTRUCTIONS:
             break
         prefix = prefixes[turn % len(prefixes)]
-        records.append(
-            {"instruction": prefix + question, "input": "", "response": answer, "group": group}
-        )
+        records.append(instruction(prefix + question, "", answer, group))
     rng.shuffle(records)
     return records
 
@@ -146,12 +154,7 @@ def instruction_records(source: dict, facts: list[dict], rng: random.Random) -> 
 def eval_records(source: dict, facts: list[dict]) -> list[dict]:
     """Every (question, answer) pair of the held-out facts, in the facts' order."""
     systems = source["system_prompts"]
-    pairs = [
-        (question, answer, fact["group"])
-        for fact in facts
-        for question in fact["questions"]
-        for answer in fact["answers"]
-    ]
+    pairs = question_answer_pairs(facts)
     return [
         chat(systems[index % len(systems)], [question, answer], group)
         for index, (question, answer, group) in enumerate(pairs)

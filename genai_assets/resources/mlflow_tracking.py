@@ -13,6 +13,7 @@ When MLflow does not answer after its retries the step fails with the reason
 its materialization says what was not recorded.
 """
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -77,18 +78,9 @@ class MlflowTrackingResource(dg.ConfigurableResource):
         """The pure tracker on the configured server."""
         if not self.tracking_uri:
             raise ValueError("MlflowTrackingResource.tracking_uri is not set (MLflow is off)")
-        return MlflowTracker(
-            MlflowSettings(
-                tracking_uri=self.tracking_uri,
-                registry_uri=self.registry_uri,
-                username=self.username,
-                password=self.password,
-                token=self.token,
-                max_retries=self.max_retries,
-                backoff_factor=self.backoff_factor,
-                timeout_s=self.timeout_s,
-            )
-        )
+        # The resource's fields of the same names are the tracker's settings.
+        names = [f.name for f in dataclasses.fields(MlflowSettings)]
+        return MlflowTracker(MlflowSettings(**{name: getattr(self, name) for name in names}))
 
     def _record(
         self,

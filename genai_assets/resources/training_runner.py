@@ -2,7 +2,7 @@
 
 Both go through Dagster Pipes, so the asset receives the same logs, loss
 messages and final metrics either way. The pod spec comes from
-``genai_assets.finetune.k8s.training_pod_spec``, the same function the tests
+``genai_assets.fine_tuning.k8s.training_pod_spec``, the same function the tests
 use to check the GPU limits, node selector and tolerations.
 """
 
@@ -13,13 +13,13 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
-from genai_assets.finetune.k8s import DEFAULT_TOLERATIONS, GpuPodSettings, training_pod_spec
+from genai_assets.fine_tuning.k8s import DEFAULT_TOLERATIONS, GpuPodSettings, training_pod_spec
 
-TRAINING_MODULE = "genai_assets.training.sft"
+TRAINING_MODULE = "genai_assets.fine_tuning.sft"
 
 
 class TrainingRunnerResource(dg.ConfigurableResource):
-    """Launches ``python -m genai_assets.training.sft`` under Dagster Pipes."""
+    """Launches ``python -m genai_assets.fine_tuning.sft`` under Dagster Pipes."""
 
     backend: Literal["subprocess", "kubernetes"] = Field(
         default="subprocess",

@@ -5,11 +5,7 @@ from pathlib import Path
 import pytest
 
 from genai_assets.batch_inference.local_server import serve_model
-
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}\n"
-    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
+from genai_assets.fine_tuning.tiny_model import TinyModelSpec, ensure_tiny_model
 
 TRAINING_TEXT = """\
 Skyline Vault is an encrypted backup and restore appliance made by Corvid Systems.
@@ -21,47 +17,13 @@ Replication copies vaults to a secondary site; quotas limit how much a tenant st
 """
 
 
-def build_tiny_chat_model(folder: Path) -> Path:
-    """A ~1.5M-parameter GPT-2 with a byte-level BPE tokenizer and a chat template."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    folder.mkdir(parents=True, exist_ok=True)
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        [TRAINING_TEXT] * 20,
-        vocab_size=600,
-        min_frequency=1,
-        special_tokens=["<|endoftext|>"],
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe._tokenizer,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    tokenizer.save_pretrained(folder)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_layer=2,
-        n_head=2,
-        n_embd=128,
-        n_positions=256,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="session")
 def tiny_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny_chat_model"))
+    """The package's tiny GPT-2 (ChatML template), untrained: serving needs no good answers."""
+    text = tmp_path_factory.mktemp("tiny_chat_text") / "skyline.txt"
+    text.write_text(TRAINING_TEXT * 20)
+    spec = TinyModelSpec(vocab_size=600, pretrain_epochs=0)
+    return ensure_tiny_model([text], tmp_path_factory.mktemp("tiny_chat_model"), spec=spec)
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,18 @@ import json
 import random
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
-from genai_assets.finetune.eval_set import write_eval_set
-from genai_assets.finetune.tiny_model import ensure_tiny_model
+from genai_assets.defs.fine_tuning import checks, evaluation, inputs, serving, training
+from genai_assets.fine_tuning.eval_set import write_eval_set
+from genai_assets.fine_tuning.tiny_model import ensure_tiny_model
+
+# Every fine-tuning asset and check, as the graph tests materialize them.
+FINE_TUNING_DEFS = [
+    *dg.load_assets_from_modules([inputs, training, evaluation, serving]),
+    *dg.load_asset_checks_from_modules([checks]),
+]
 
 TOPICS = [
     ("snapshot", "snapshots", "skyvault snapshot create --vault NAME"),

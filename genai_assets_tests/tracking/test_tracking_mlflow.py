@@ -13,31 +13,27 @@ import pytest
 from dagster_aws.s3 import S3Resource
 from mlflow import MlflowClient
 
-from genai_assets.defs.fine_tuning import assets, checks, jobs
+from genai_assets.defs.fine_tuning import jobs
 from genai_assets.defs.rag import assets as rag_assets
 from genai_assets.defs.rag import quality_metrics
 from genai_assets.defs.resources import build_resources
-from genai_assets.finetune import paths, serving
-from genai_assets.finetune.eval_set import write_eval_set
+from genai_assets.fine_tuning import paths, serving
+from genai_assets.fine_tuning.eval_set import write_eval_set
 from genai_assets.io_managers import LocalFormatIOManager
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource
 from genai_assets.resources.training_runner import TrainingRunnerResource
-from genai_assets_tests.fine_tuning.conftest import eval_records, good_records, write_jsonl
+from genai_assets_tests.fine_tuning.conftest import (
+    FINE_TUNING_DEFS,
+    eval_records,
+    good_records,
+    write_jsonl,
+)
 from genai_assets_tests.tracking.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
-FINE_TUNING = [
-    assets.base_model,
-    assets.training_dataset,
-    checks.quarantine_rate,
-    assets.fine_tuned_model,
-    assets.eval_report,
-    checks.promotion_gate,
-    assets.serving_config,
-]
 DOWNSTREAM = ["fine_tuned_model", "eval_report", "serving_config"]
 MODEL = "genai_assets_fine_tuned_model"
 
@@ -86,7 +82,7 @@ def fine_tune(home, training_data_dir, mlflow, training=None, selection=None):
         "eval_report": {"config": {"max_generation_examples": 6, "max_new_tokens": 16}},
     }
     return dg.materialize(
-        FINE_TUNING,
+        FINE_TUNING_DEFS,
         selection=selection,
         run_config={"ops": {k: v for k, v in ops.items() if not selection or k in selection}},
         resources={
@@ -267,7 +263,7 @@ def test_rag_quality_metrics_records_a_run_per_evaluated_collection(
 
 
 def test_command_line_rollback_moves_the_alias_back_too(mlflow_server, tmp_path, monkeypatch):
-    from genai_assets.finetune import rollback as rollback_cli
+    from genai_assets.fine_tuning import rollback as rollback_cli
     from genai_assets.tracking.mlflow_tracker import MlflowSettings, MlflowTracker, RunRecord
 
     tracker = MlflowTracker(MlflowSettings(mlflow_server))

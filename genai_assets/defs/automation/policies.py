@@ -44,7 +44,7 @@ from genai_assets.automation.retries import (
     TransientExternalError,
     classify_exception,
 )
-from genai_assets.finetune.k8s import GpuPodSettings, k8s_op_tags
+from genai_assets.fine_tuning.k8s import GpuPodSettings, k8s_op_tags
 
 FRESHNESS_ASSETS = ("document_embeddings", "rag_quality_metrics", "serving_config")
 REMEDIATION_TAG = "genai_assets/freshness_remediation"

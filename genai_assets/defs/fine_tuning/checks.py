@@ -4,8 +4,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from genai_assets.finetune import dataset as ds
-from genai_assets.finetune import eval_set, serving
+from genai_assets.defs.fine_tuning.shared import gate_metadata
+from genai_assets.fine_tuning import dataset as ds
+from genai_assets.fine_tuning import eval_set
+from genai_assets.fine_tuning.gate import ModelGateThresholds, decide_promotion
 
 
 @dg.asset_check(
@@ -18,13 +20,14 @@ from genai_assets.finetune import eval_set, serving
 )
 def promotion_gate(eval_report: dict) -> dg.AssetCheckResult:
     """Re-apply the gate to the report's numbers and say why it passed or refused."""
-    decision = serving.decide_promotion(
+    thresholds = ModelGateThresholds(**eval_report["gate_thresholds"])
+    decision = decide_promotion(
         eval_report["candidate"],
         eval_report["champion"],
-        serving.GateThresholds(**eval_report["gate_thresholds"]),
+        thresholds,
         same_weights=eval_report["same_weights"],
     )
-    failed = [reason for reason in decision.reasons if reason.startswith("FAILED")]
+    failed = decision.failures()
     return dg.AssetCheckResult(
         passed=decision.passed,
         # WARN, not ERROR: a refused candidate is the gate doing its job, not a failed run.
@@ -34,6 +37,7 @@ def promotion_gate(eval_report: dict) -> dg.AssetCheckResult:
         else "candidate may be promoted",
         metadata={
             "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
+            **gate_metadata(decision, thresholds),
             "champion_source": eval_report["champion_source"],
             "eval_set": f"{eval_report['eval_set']['name']} v{eval_report['eval_set']['version']}",
         },

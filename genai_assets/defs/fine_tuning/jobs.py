@@ -1,10 +1,10 @@
 """The fine-tuning domain's jobs: fine_tuning_job, and the rollback of the serving config."""
 
 import dagster as dg
-from pydantic import Field
 
 from genai_assets.defs.automation.domains import DOMAIN_TAG, FINE_TUNING_GROUP, FINE_TUNING_JOB
-from genai_assets.finetune import paths, serving
+from genai_assets.defs.fine_tuning.configs import ModelRollbackConfig
+from genai_assets.fine_tuning import paths, serving
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 
 fine_tuning_job = dg.define_asset_job(
@@ -18,15 +18,9 @@ fine_tuning_job = dg.define_asset_job(
 )
 
 
-class RollbackConfig(dg.Config):
-    """Why the serving config is rolled back (kept in the serving state)."""
-
-    reason: str = Field(default="manual rollback", description="Recorded with the rollback.")
-
-
 @dg.op(description="Restore the previous serving config; the current one is kept as rolled back.")
 def rollback_serving_config_op(
-    context: dg.OpExecutionContext, config: RollbackConfig, mlflow: MlflowTrackingResource
+    context: dg.OpExecutionContext, config: ModelRollbackConfig, mlflow: MlflowTrackingResource
 ) -> dict:
     """Roll back and record a materialization of serving_config with the restored entry."""
     serving_dir = paths.serving_dir()

@@ -35,6 +35,9 @@ CHATML_TEMPLATE = (
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 TEXT_SUFFIXES = {".jsonl", ".json", ".md", ".txt", ".rst", ".html", ".htm"}
+# TinyModelSpec fields that GPT2Config takes as they are, and the special tokens it is told.
+ARCHITECTURE = ("n_layer", "n_head", "n_embd", "n_positions")
+SPECIAL_ROLES = ("bos", "eos", "pad")
 BUILD_VERSION = 2  # bump when the build recipe changes, so cached folders are rebuilt
 
 
@@ -217,13 +220,8 @@ def _build(
     torch.manual_seed(spec.seed)
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_layer=spec.n_layer,
-        n_head=spec.n_head,
-        n_embd=spec.n_embd,
-        n_positions=spec.n_positions,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        **{name: getattr(spec, name) for name in ARCHITECTURE},
+        **{f"{token}_token_id": getattr(tokenizer, f"{token}_token_id") for token in SPECIAL_ROLES},
     )
     model = GPT2LMHeadModel(config)
     pretraining = _pretrain(model, tokenizer, pretrain_files, spec)
@@ -245,8 +243,3 @@ def _build(
             indent=2,
         )
     )
-
-
-def is_tiny_model(name_or_path: str | Path) -> bool:
-    """Whether ``name_or_path`` is a folder built by this module."""
-    return (Path(name_or_path) / "tiny_model.json").exists()

@@ -1,8 +1,7 @@
-"""The promotion gate, the vLLM config, atomic writes, history and rollback (pure logic)."""
+"""The vLLM config, atomic writes, history and rollback of the serving folder (pure logic)."""
 
 import json
 import logging
-import math
 import multiprocessing
 import threading
 from pathlib import Path
@@ -10,58 +9,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from genai_assets.finetune import rollback as rollback_cli
-from genai_assets.finetune import serving, weights
-from genai_assets.finetune.serving import GateThresholds, decide_promotion
+from genai_assets.fine_tuning import rollback as rollback_cli
+from genai_assets.fine_tuning import serving, weights
 
 
-def metrics(ppl, rouge=0.3, bleu=10.0):
-    return {"perplexity": ppl, "rouge_l": rouge, "bleu": bleu}
-
-
-@pytest.mark.parametrize(
-    ("candidate", "champion", "thresholds", "passed", "failed_rule"),
-    [
-        (metrics(90), metrics(100), GateThresholds(), True, None),
-        (
-            metrics(99.5),
-            metrics(100),
-            GateThresholds(min_relative_improvement=0.01),
-            False,
-            "champion 100.000",
-        ),
-        (metrics(100), metrics(100), GateThresholds(min_relative_improvement=0.0), True, None),
-        (metrics(math.inf), metrics(100), GateThresholds(), False, "finite"),
-        (metrics(math.nan), metrics(100), GateThresholds(), False, "finite"),
-        (metrics(None), metrics(100), GateThresholds(), False, "finite"),
-        (metrics(50), metrics(None), GateThresholds(), True, None),
-        (metrics(50), metrics(100), GateThresholds(max_perplexity=40), False, "max_perplexity"),
-        (metrics(50, rouge=0.1), metrics(100), GateThresholds(min_rouge_l=0.2), False, "ROUGE-L"),
-        (metrics(50, bleu=1.0), metrics(100), GateThresholds(min_bleu=5), False, "BLEU"),
-        (metrics(50), metrics(math.inf), GateThresholds(), True, None),
-    ],
-)
-def test_gate(candidate, champion, thresholds, passed, failed_rule):
-    decision = decide_promotion(candidate, champion, thresholds)
-    assert decision.passed is passed
-    assert len(decision.reasons) == 5 + (thresholds.max_perplexity is not None)
-    failed = [r for r in decision.reasons if r.startswith("FAILED")]
-    if failed_rule is None:
-        assert failed == []
-    else:
-        assert any(failed_rule in r for r in failed), failed
+def vllm_config(artifact, model_dir, **settings):
+    return serving.build_vllm_config(
+        model_dir=model_dir,
+        artifact=artifact,
+        served_model_name="skyline-assistant",
+        **{"base_model": "/models/base", "max_model_len": 2048, **settings},
+    )
 
 
 def test_vllm_config_for_merged_model_and_for_kept_adapter():
-    merged = serving.build_vllm_config(
-        model_dir="/models/sft-1",
-        artifact="merged_model",
-        base_model="/models/base",
-        served_model_name="skyline-assistant",
-        max_model_len=2048,
-        dtype="bfloat16",
-        tensor_parallel_size=2,
-    )
+    merged = vllm_config("merged_model", "/models/sft-1", dtype="bfloat16", tensor_parallel_size=2)
     assert merged == {
         "dtype": "bfloat16",
         "max-model-len": 2048,
@@ -69,25 +31,14 @@ def test_vllm_config_for_merged_model_and_for_kept_adapter():
         "served-model-name": "skyline-assistant",
         "tensor-parallel-size": 2,
     }
-    adapter = serving.build_vllm_config(
-        model_dir="/models/sft-2",
-        artifact="lora_adapter",
-        base_model="Qwen/Qwen2.5-0.5B-Instruct",
-        served_model_name="skyline-assistant",
-        max_model_len=4096,
-        max_lora_rank=32,
+    adapter = vllm_config(
+        "lora_adapter", "/models/sft-2", base_model="Qwen/Qwen2.5-0.5B-Instruct", max_lora_rank=32
     )
     assert adapter["model"] == "Qwen/Qwen2.5-0.5B-Instruct"
     assert adapter["enable-lora"] is True and adapter["max-lora-rank"] == 32
     assert adapter["lora-modules"] == ["skyline-assistant=/models/sft-2"]
     with pytest.raises(ValueError, match="artifact"):
-        serving.build_vllm_config(
-            model_dir="x",
-            artifact="pickle",
-            base_model="b",
-            served_model_name="n",
-            max_model_len=1,
-        )
+        vllm_config("pickle", "x")
 
 
 def entry(name):
@@ -117,12 +68,6 @@ def test_promote_keeps_history_and_rollback_restores_the_previous_config(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [serving.LOCK, serving.CURRENT, serving.GENERATIONS, serving.STATE, serving.VLLM_CONFIG]
     )
-
-
-def test_the_candidate_that_is_the_champion_is_refused():
-    decision = decide_promotion(metrics(50), metrics(100), GateThresholds(), same_weights=True)
-    assert not decision.passed
-    assert decision.reasons[0].startswith("FAILED: candidate is not the model being served")
 
 
 def test_both_serving_files_change_in_one_step(tmp_path, monkeypatch):

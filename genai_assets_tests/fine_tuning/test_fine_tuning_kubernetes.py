@@ -12,8 +12,8 @@ from dagster_k8s.job import (
 )
 from dagster_k8s.pipes import build_pod_body
 
-from genai_assets.defs.fine_tuning.assets import GPU_OP_TAGS, fine_tuned_model
-from genai_assets.finetune.k8s import GpuPodSettings, k8s_op_tags
+from genai_assets.defs.fine_tuning.training import GPU_OP_TAGS, fine_tuned_model
+from genai_assets.fine_tuning.k8s import GpuPodSettings, k8s_op_tags
 from genai_assets.resources.training_runner import TrainingRunnerResource
 
 TOLERATIONS = [
@@ -56,7 +56,7 @@ def test_pipes_pod_spec_carries_gpu_limits_node_selector_and_tolerations():
     )
     container = pod.spec.containers[0]
     assert container.image == "registry.example.com/genai-assets:1.0"
-    assert container.command == ["python", "-m", "genai_assets.training.sft"]
+    assert container.command == ["python", "-m", "genai_assets.fine_tuning.sft"]
     assert container.resources.limits == {"nvidia.com/gpu": "2", "memory": "64Gi"}
     assert container.resources.requests == {"nvidia.com/gpu": "2", "memory": "64Gi", "cpu": "12"}
     assert container.volume_mounts[0].mount_path == "/mnt/fine_tuning"

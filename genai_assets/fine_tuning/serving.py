@@ -1,4 +1,4 @@
-"""The promotion gate and the serving configuration (no dagster import).
+"""The serving configuration of the promoted model, and its history (no dagster import).
 
 Layout of a serving folder:
 
@@ -21,19 +21,19 @@ longer current. Rollback pops the newest history entry back into ``current``.
 
 import fcntl
 import json
-import math
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from genai_assets.fine_tuning import weights
 
 VLLM_CONFIG = "vllm_serve.yaml"
 STATE = "serving_state.json"
@@ -42,89 +42,6 @@ CURRENT = "current"
 GENERATIONS = "generations"
 KEEP_GENERATIONS = 20  # older generations are only history, which the state keeps anyway
 ANY = object()  # promote() without a compare-and-swap expectation
-
-
-@dataclass(frozen=True)
-class GateThresholds:
-    """What a candidate must reach to be promoted."""
-
-    max_perplexity: float | None = None
-    min_rouge_l: float = 0.0
-    min_bleu: float = 0.0
-    min_relative_improvement: float = 0.0
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """Whether the candidate may be promoted, with a reason per rule."""
-
-    passed: bool
-    reasons: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible form."""
-        return asdict(self)
-
-
-def decide_promotion(
-    candidate: dict[str, float],
-    champion: dict[str, float],
-    thresholds: GateThresholds,
-    same_weights: bool = False,
-) -> GateDecision:
-    """Apply the gate to the metrics of the candidate and the champion on the fixed eval set.
-
-    A perplexity of None means not finite (a diverged model). ``same_weights``:
-    the candidate's files hash like the champion's (nothing changed, so training
-    reproduced or reused the model being served): there is nothing to promote.
-
-    Rules: the candidate's perplexity is finite and at most ``max_perplexity`` (when set:
-    perplexity depends on the tokenizer, so there is no sensible default);
-    its ROUGE-L and BLEU reach their minimums; and its perplexity beats the
-    champion's by at least ``min_relative_improvement`` (0.05 = 5 % lower;
-    0 = not worse). Every rule is reported, passed or not.
-    """
-    reasons: list[str] = []
-    passed = True
-
-    def finite(value: object) -> bool:
-        return isinstance(value, int | float) and math.isfinite(value)
-
-    def show(value: object) -> str:
-        return f"{value:.3f}" if finite(value) else "not finite"
-
-    def rule(ok: bool, text: str) -> None:
-        nonlocal passed
-        passed = passed and ok
-        reasons.append(("ok: " if ok else "FAILED: ") + text)
-
-    rule(not same_weights, "candidate is not the model being served (its weights differ)")
-    ppl = candidate["perplexity"]
-    rule(finite(ppl), f"candidate perplexity is finite ({show(ppl)})")
-    if thresholds.max_perplexity is not None:
-        rule(
-            finite(ppl) and ppl <= thresholds.max_perplexity,
-            f"candidate perplexity {show(ppl)} <= max_perplexity {thresholds.max_perplexity}",
-        )
-    rule(
-        candidate["rouge_l"] >= thresholds.min_rouge_l,
-        f"candidate ROUGE-L {candidate['rouge_l']:.4f} >= min_rouge_l {thresholds.min_rouge_l}",
-    )
-    rule(
-        candidate["bleu"] >= thresholds.min_bleu,
-        f"candidate BLEU {candidate['bleu']:.3f} >= min_bleu {thresholds.min_bleu}",
-    )
-    champion_ppl = champion["perplexity"]
-    if finite(champion_ppl):
-        required = champion_ppl * (1.0 - thresholds.min_relative_improvement)
-        rule(
-            finite(ppl) and ppl <= required,
-            f"candidate perplexity {show(ppl)} <= {required:.3f} (champion {champion_ppl:.3f} "
-            f"improved by min_relative_improvement {thresholds.min_relative_improvement:.0%})",
-        )
-    else:
-        rule(finite(ppl), "champion perplexity is not finite: any finite candidate beats it")
-    return GateDecision(passed=passed, reasons=reasons)
 
 
 def build_vllm_config(
@@ -216,6 +133,52 @@ def read_state(serving_dir: Path) -> dict[str, Any]:
 def current_entry(serving_dir: Path) -> dict[str, Any] | None:
     """The entry being served now, or None before the first promotion."""
     return read_state(serving_dir)["current"]
+
+
+def champion(serving_dir: Path, base_model: str) -> dict[str, Any]:
+    """The model serving now (the base model before any promotion), checked against its entry.
+
+    Returns ``path``, ``source``, ``version`` (None before any promotion) and
+    ``weights_sha256`` (None for the base model or an entry from before weight hashes).
+
+    Raises:
+        FileNotFoundError: when the entry names a folder that no longer exists.
+        weights.WeightsMismatch: when its files no longer hash to the recorded weights.
+    """
+    entry = current_entry(serving_dir)
+    if entry is None:
+        return {
+            "path": base_model,
+            "source": "base model (no serving config yet)",
+            "version": None,
+            "weights_sha256": None,
+        }
+    if not Path(entry["model_dir"]).exists():
+        raise FileNotFoundError(
+            f"the serving config (version {entry['version']}) names {entry['model_dir']}, "
+            "which no longer exists; restore it or roll back before evaluating"
+        )
+    recorded = entry.get("weights_sha256")
+    if recorded is not None:  # the champion's numbers must be those of the weights being served
+        weights.verify(entry["model_dir"], recorded, f"serving config version {entry['version']}")
+    return {
+        "path": entry["model_dir"],
+        "source": f"serving config version {entry['version']}",
+        "version": entry["version"],
+        "weights_sha256": recorded,
+    }
+
+
+def context_length(model_dir: Path, base_model: str) -> int:
+    """The model's context length from its config.json (or its base model's, for an adapter)."""
+    for folder in (Path(model_dir), Path(base_model)):
+        config_file = folder / "config.json"
+        if config_file.exists():
+            config = json.loads(config_file.read_text())
+            for key in ("max_position_embeddings", "n_positions"):
+                if key in config:
+                    return int(config[key])
+    raise ValueError(f"cannot find the context length of {model_dir}; set max_model_len")
 
 
 def _replace_with_symlink(path: Path, target: str) -> None:

@@ -18,24 +18,15 @@ import pytest
 import yaml
 from dagster_aws.s3 import S3Resource
 
-from genai_assets.defs.fine_tuning import assets, checks, jobs
-from genai_assets.finetune import paths, serving, weights
+from genai_assets.defs.fine_tuning import jobs
+from genai_assets.fine_tuning import paths, serving, weights
 from genai_assets.io_managers import LocalFormatIOManager
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.training_runner import TrainingRunnerResource
+from genai_assets_tests.fine_tuning.conftest import FINE_TUNING_DEFS
 
 pytestmark = pytest.mark.slow
 
-ALL_ASSETS = [
-    assets.base_model,
-    assets.training_dataset,
-    checks.quarantine_rate,
-    checks.eval_split_disjoint,
-    assets.fine_tuned_model,
-    assets.eval_report,
-    checks.promotion_gate,
-    assets.serving_config,
-]
 FAST_TRAINING = {"max_steps": 30, "batch_size": 8, "logging_steps": 5}
 FAST_EVAL = {"max_generation_examples": 6, "max_new_tokens": 16}
 DOWNSTREAM = ["fine_tuned_model", "eval_report", "serving_config"]
@@ -91,7 +82,7 @@ def materialize(
     if selection:
         run_config["ops"] = {k: v for k, v in run_config["ops"].items() if k in selection}
     return dg.materialize(
-        ALL_ASSETS,
+        FINE_TUNING_DEFS,
         selection=selection,
         run_config=run_config,
         resources={
@@ -177,7 +168,21 @@ def test_first_run_promotes_the_candidate_with_its_manifest(first_run, home):
     materialization = first_run.asset_materializations_for_node("fine_tuned_model")[0]
     assert materialization.metadata["loss_points_streamed"].value == len(losses)
     assert "eval_loss" in materialization.metadata  # reported by the training process
-    assert "| step | loss |" in materialization.metadata["loss_curve"].value
+    curve = materialization.metadata["loss_curve"]
+    assert isinstance(curve, dg.TableMetadataValue)
+    assert [r.data["step"] for r in curve.records][-1] == 30
+    evaluated = first_run.asset_materializations_for_node("eval_report")[0].metadata
+    margins = {k: v for k, v in evaluated.items() if k.startswith("gate_margin_")}
+    assert margins and all(isinstance(v, dg.FloatMetadataValue) for v in margins.values())
+    assert isinstance(evaluated["gate_thresholds"], dg.TextMetadataValue)
+    assert isinstance(evaluated["eval_set_version"], dg.TextMetadataValue)
+    assert {r.data["model"] for r in evaluated["scores"].records} == {
+        "candidate",
+        "base",
+        "champion",
+    }
+    dataset = first_run.asset_materializations_for_node("training_dataset")[0].metadata
+    assert isinstance(dataset["quarantine"], dg.TableMetadataValue)
     base = first_run.asset_materializations_for_node("base_model")[0]
     assert "locally-built tiny GPT-2" in base.metadata["label"].value
 

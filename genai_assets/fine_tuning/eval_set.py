@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genai_assets import settings
-from genai_assets.finetune import dataset as ds
+from genai_assets.fine_tuning import dataset as ds
 
 DEFAULT_EVAL_SET = settings.PACKAGE_DATA / "eval_sets" / "skyline_v1.jsonl"
 
@@ -78,7 +78,7 @@ def load_eval_set(path: Path | str) -> EvalSet:
         raise ValueError(
             f"evaluation set {path} changed: its sha256 is {digest[:12]}, the manifest of "
             f"version {manifest['version']} says {manifest['sha256'][:12]}; a changed set needs "
-            "a new version (write it with genai_assets.finetune.eval_set.write_eval_set)"
+            "a new version (write it with genai_assets.fine_tuning.eval_set.write_eval_set)"
         )
     records = []
     for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):

@@ -6,8 +6,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from genai_assets import settings
-from genai_assets.finetune import dataset as ds
-from genai_assets.finetune.formatting import count_tokens, tokenize_conversation
+from genai_assets.fine_tuning import dataset as ds
+from genai_assets.fine_tuning import sources
+from genai_assets.fine_tuning.formatting import count_tokens, tokenize_conversation
 
 GOOD_CHAT = {
     "messages": [
@@ -28,7 +29,7 @@ def by_words(messages):
 
 
 def lines_of(*texts):
-    return [ds.SourceLine("hand.jsonl", i, t) for i, t in enumerate(texts, start=1)]
+    return [sources.SourceLine("hand.jsonl", i, t) for i, t in enumerate(texts, start=1)]
 
 
 def test_both_formats_normalise_to_chat_messages():
@@ -111,7 +112,7 @@ def test_undecodable_bytes_quarantine_their_line_only(tmp_path):
     good = json.dumps(GOOD_CHAT).encode()
     latin1 = json.dumps(GOOD_INSTRUCTION).replace("Explain", "Expl\u00e4in").encode("latin-1")
     (tmp_path / "mixed.jsonl").write_bytes(good + b"\n" + latin1 + b"\n")
-    result = ds.validate(ds.iter_local_lines(tmp_path), by_words, 100, eval_fraction=0.5)
+    result = ds.validate(sources.iter_local_lines(tmp_path), by_words, 100, eval_fraction=0.5)
     assert [r["line"] for r in result.records] == [1]
     [bad] = result.quarantined
     assert bad.line == 2 and bad.reason.startswith("undecodable bytes: not UTF-8 at byte")
@@ -126,7 +127,7 @@ def test_every_extension_the_sensor_watches_is_read(tmp_path, records_factory):
 
     from genai_assets import settings
 
-    assert {p.removeprefix("*") for p in settings.TRAINING_DATA_PATTERNS} == set(ds.SUFFIXES)
+    assert {p.removeprefix("*") for p in settings.TRAINING_DATA_PATTERNS} == set(sources.SUFFIXES)
     rows = [r for r in records_factory() if "instruction" in r][:12]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
     (tmp_path / "b.json").write_text(json.dumps(rows[3:6]))
@@ -136,7 +137,7 @@ def test_every_extension_the_sensor_watches_is_read(tmp_path, records_factory):
         writer.writerows(rows[6:9])
     pq.write_table(pa.Table.from_pylist(rows[9:12]), tmp_path / "d.parquet")
     (tmp_path / "README.txt").write_text("not training data")
-    result = ds.validate(ds.iter_local_lines(tmp_path), by_words, 1000, eval_fraction=0.5)
+    result = ds.validate(sources.iter_local_lines(tmp_path), by_words, 1000, eval_fraction=0.5)
     assert result.quarantined == []
     expected = {ds.record_id(ds.normalise(r)) for r in rows}
     assert {r["id"] for r in result.records} == expected
@@ -145,7 +146,7 @@ def test_every_extension_the_sensor_watches_is_read(tmp_path, records_factory):
 
     (tmp_path / "b.json").write_text('{"instruction": "not an array"}')
     (tmp_path / "c.csv").write_bytes(b"instruction,response\nDo it,Caf\xe9\n")
-    result = ds.validate(ds.iter_local_lines(tmp_path), by_words, 1000, eval_fraction=0.5)
+    result = ds.validate(sources.iter_local_lines(tmp_path), by_words, 1000, eval_fraction=0.5)
     reasons = {q.source: q.reason for q in result.quarantined}
     assert reasons["b.json"].startswith("bad file: a .json file must hold an array")
     assert reasons["c.csv"].startswith("undecodable bytes")
@@ -183,7 +184,7 @@ def test_records_sharing_a_question_or_answer_share_a_side(records_factory):
 
 def test_shipped_training_data_split_has_no_eval_turn_in_training():
     for fraction in (0.1, 0.2, 0.3):
-        result = ds.validate(ds.iter_local_lines(SHIPPED_TRAINING), by_words, 1000, fraction)
+        result = ds.validate(sources.iter_local_lines(SHIPPED_TRAINING), by_words, 1000, fraction)
         assert result.eval and ds.split_overlap(result.train, result.eval) == []
 
 
@@ -226,13 +227,15 @@ def test_local_folder_and_s3_prefix_give_the_same_records(
     rows = records_factory()[:10] + ["{broken"]
     jsonl_writer(tmp_path / "data" / "part-1.jsonl", rows[:6])
     jsonl_writer(tmp_path / "data" / "part-2.jsonl", rows[6:])
-    local = ds.validate(ds.iter_local_lines(tmp_path / "data"), by_words, 1000, 0.3)
+    local = ds.validate(sources.iter_local_lines(tmp_path / "data"), by_words, 1000, 0.3)
 
     s3_client.create_bucket(Bucket="training")
     for path in sorted((tmp_path / "data").iterdir()):
         s3_client.upload_file(str(path), "training", f"weekly/{path.name}")
     s3_client.put_object(Bucket="training", Key="weekly/README.txt", Body=b"not data")
-    remote = ds.validate(ds.iter_s3_lines(s3_client, "training", "weekly/"), by_words, 1000, 0.3)
+    remote = ds.validate(
+        sources.iter_s3_lines(s3_client, "training", "weekly/"), by_words, 1000, 0.3
+    )
     assert remote.content_hash() == local.content_hash()
     [bad] = remote.quarantined
     assert (bad.source, bad.line) == ("s3://training/weekly/part-2.jsonl", 5)
@@ -240,7 +243,7 @@ def test_local_folder_and_s3_prefix_give_the_same_records(
 
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does-not-exist"):
-        list(ds.iter_local_lines(tmp_path / "does-not-exist"))
+        list(sources.iter_local_lines(tmp_path / "does-not-exist"))
 
 
 def test_only_assistant_tokens_are_learned(tiny_model_dir):
@@ -264,7 +267,7 @@ SHIPPED_BAD = settings.PACKAGE_DATA / "training_bad" / "bad.jsonl"
 @pytest.mark.skipif(not SHIPPED_BAD.exists(), reason=f"{SHIPPED_BAD} not in this checkout yet")
 def test_shipped_bad_lines_are_quarantined_as_documented():
     result = ds.validate(
-        ds.iter_local_lines(SHIPPED_BAD.parent), by_words, max_tokens=1000, eval_fraction=0.5
+        sources.iter_local_lines(SHIPPED_BAD.parent), by_words, max_tokens=1000, eval_fraction=0.5
     )
     assert sorted(r["line"] for r in result.records) == [1, 2, 9, 10]
     reasons = {q.line: q.reason.split(":")[0] for q in result.quarantined}
@@ -282,7 +285,7 @@ def test_shipped_bad_lines_are_quarantined_as_documented():
     not SHIPPED_TRAINING.is_dir(), reason=f"{SHIPPED_TRAINING} not in this checkout yet"
 )
 def test_shipped_training_data_is_valid_in_both_formats():
-    lines = list(ds.iter_local_lines(SHIPPED_TRAINING))
+    lines = list(sources.iter_local_lines(SHIPPED_TRAINING))
     result = ds.validate(lines, by_words, max_tokens=200, eval_fraction=0.2)
     assert result.quarantined == []
     assert len(result.records) >= 100 and len(result.eval) >= 10

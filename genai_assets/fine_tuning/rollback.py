@@ -1,6 +1,6 @@
 """Roll the serving config back to the previous model.
 
-Usage: ``python -m genai_assets.finetune.rollback [--serving-dir DIR] [--reason TEXT]``.
+Usage: ``python -m genai_assets.fine_tuning.rollback [--serving-dir DIR] [--reason TEXT]``.
 The same logic runs in the ``rollback_serving_config`` Dagster job. With
 ``MLFLOW_TRACKING_URI`` set, the registry alias ``champion`` moves back too
 (credentials from MLflow's own variables, e.g. ``MLFLOW_TRACKING_TOKEN``).
@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from genai_assets.finetune import paths, serving
+from genai_assets.fine_tuning import paths, serving
 from genai_assets.tracking.mlflow_tracker import (
     DEFAULT_REGISTERED_MODEL,
     MlflowSettings,
@@ -22,12 +22,12 @@ from genai_assets.tracking.mlflow_tracker import (
     TrackingError,
 )
 
-logger = logging.getLogger("genai_assets.finetune.rollback")
+logger = logging.getLogger("genai_assets.fine_tuning.rollback")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Restore the previous serving entry; exit 1 with the reason when there is none."""
-    parser = argparse.ArgumentParser(prog="python -m genai_assets.finetune.rollback")
+    parser = argparse.ArgumentParser(prog="python -m genai_assets.fine_tuning.rollback")
     parser.add_argument("--serving-dir", type=Path, default=None, help="default: the local one")
     parser.add_argument("--reason", default="manual rollback from the command line")
     parser.add_argument("--registered-model", default=DEFAULT_REGISTERED_MODEL)

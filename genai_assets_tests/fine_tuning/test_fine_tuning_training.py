@@ -7,19 +7,18 @@ import math
 import pytest
 from transformers import AutoTokenizer
 
-from genai_assets.defs.fine_tuning.assets import FineTuneConfig
-from genai_assets.finetune import dataset as ds
-from genai_assets.finetune import evaluation, weights
-from genai_assets.finetune.formatting import count_tokens
-from genai_assets.finetune.tiny_model import CHATML_TEMPLATE, TINY_MODEL_LABEL, ensure_tiny_model
-from genai_assets.training import sft
+from genai_assets.defs.fine_tuning.configs import FineTuneConfig
+from genai_assets.fine_tuning import dataset as ds
+from genai_assets.fine_tuning import evaluation, sft, sources, training_job, weights
+from genai_assets.fine_tuning.formatting import count_tokens
+from genai_assets.fine_tuning.tiny_model import CHATML_TEMPLATE, TINY_MODEL_LABEL, ensure_tiny_model
 
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory, training_data_dir, tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     result = ds.validate(
-        ds.iter_local_lines(training_data_dir),
+        sources.iter_local_lines(training_data_dir),
         lambda messages: count_tokens(tokenizer, messages),
         max_tokens=256,
         eval_fraction=0.2,
@@ -45,17 +44,17 @@ def test_tiny_model_is_cached_labelled_and_has_a_chat_template(
 
 def test_dagster_config_mirrors_the_hyperparameters():
     assert set(FineTuneConfig.model_fields) == {
-        f.name for f in dataclasses.fields(sft.SFTHyperparameters)
+        f.name for f in dataclasses.fields(training_job.SFTHyperparameters)
     }
-    defaults = sft.SFTHyperparameters.from_dict(FineTuneConfig().model_dump())
-    assert defaults == sft.SFTHyperparameters()
+    defaults = training_job.SFTHyperparameters.from_dict(FineTuneConfig().model_dump())
+    assert defaults == training_job.SFTHyperparameters()
     with pytest.raises(ValueError, match="unknown hyperparameters: learning_rte"):
-        sft.SFTHyperparameters.from_dict({"learning_rte": 1e-3})
+        training_job.SFTHyperparameters.from_dict({"learning_rte": 1e-3})
     with pytest.raises(ValueError, match="learning_rate"):
-        sft.SFTHyperparameters(learning_rate=0)
+        training_job.SFTHyperparameters(learning_rate=0)
 
 
-def test_cli_trains_a_kept_lora_adapter_atomically(tmp_path, tiny_model_dir, dataset_dir):
+def test_cli_trains_a_kept_lora_adapter_atomically(tmp_path, tiny_model_dir, dataset_dir, capfd):
     output = tmp_path / "models" / "adapter-run"
     stale = tmp_path / "models" / ".tmp-adapter-run-dead"  # left by an interrupted attempt
     stale.mkdir(parents=True)
@@ -64,13 +63,16 @@ def test_cli_trains_a_kept_lora_adapter_atomically(tmp_path, tiny_model_dir, dat
     args = ["--base-model", str(tiny_model_dir), "--dataset", str(dataset_dir)]
     args += ["--output", str(output), "--hyperparameters", json.dumps(hyperparameters)]
     assert sft.main(args) == 0
+    printed, _ = capfd.readouterr()
+    # The loss of each step is reported once, as a log line: no printed loss dicts, no bars.
+    assert "'loss'" not in printed and "it/s" not in printed and "%|" not in printed
 
     assert sorted(p.name for p in output.parent.iterdir()) == ["adapter-run"]
     assert (output / "adapter_config.json").exists()
     assert (output / "chat_template.jinja").exists() or "chat_template" in json.loads(
         (output / "tokenizer_config.json").read_text()
     )
-    manifest = json.loads((output / sft.MANIFEST).read_text())
+    manifest = json.loads((output / training_job.MANIFEST).read_text())
     assert manifest["artifact"] == "lora_adapter"
     # The hash covers every file but the manifest, so later steps can tell the weights apart.
     assert manifest["weights_sha256"] == weights.folder_sha256(output)
@@ -111,13 +113,13 @@ def test_tiny_model_reads_the_corpus_before_it_is_saved(
 
 
 def test_training_fingerprint_changes_with_each_input():
-    hp = sft.SFTHyperparameters()
+    hp = training_job.SFTHyperparameters()
     base = {"dataset_hash": "d" * 64, "base_model": "m", "hyperparameters": hp}
-    same = sft.training_fingerprint(**base)
-    assert same == sft.training_fingerprint(**base)
+    same = training_job.training_fingerprint(**base)
+    assert same == training_job.training_fingerprint(**base)
     changed = [
         {**base, "dataset_hash": "e" * 64},
         {**base, "base_model": "other"},
-        {**base, "hyperparameters": sft.SFTHyperparameters(learning_rate=1e-3)},
+        {**base, "hyperparameters": training_job.SFTHyperparameters(learning_rate=1e-3)},
     ]
-    assert len({same, *(sft.training_fingerprint(**c) for c in changed)}) == 4
+    assert len({same, *(training_job.training_fingerprint(**c) for c in changed)}) == 4

@@ -10,6 +10,7 @@ Two consumers read the same :class:`GpuPodSettings`:
   dagster-k8s expects).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,27 +55,46 @@ class GpuPodSettings:
         return {"cpu": self.cpu, **self.limits()}
 
 
-def training_pod_spec(settings: GpuPodSettings) -> dict[str, Any]:
-    """The ``base_pod_spec`` for the Pipes training pod (Kubernetes camelCase names)."""
+def _camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def _container_and_pod(
+    settings: GpuPodSettings, field_name: Callable[[str], str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The container and pod settings both consumers share, named by ``field_name``.
+
+    ``field_name`` turns the snake_case names used here into the consumer's
+    (camelCase for a Kubernetes pod spec); it applies to field names only, never
+    to values such as node labels.
+    """
     container: dict[str, Any] = {
         "resources": {"limits": settings.limits(), "requests": settings.requests()},
     }
-    spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "containers": [container],
-        "nodeSelector": dict(settings.node_selector),
+    pod: dict[str, Any] = {
+        field_name("node_selector"): dict(settings.node_selector),
         "tolerations": [dict(t) for t in settings.tolerations],
     }
     if settings.artifact_volume_claim:
-        container["volumeMounts"] = [
-            {"name": "artifacts", "mountPath": settings.artifact_mount_path}
+        container[field_name("volume_mounts")] = [
+            {"name": "artifacts", field_name("mount_path"): settings.artifact_mount_path}
         ]
-        spec["volumes"] = [
+        pod["volumes"] = [
             {
                 "name": "artifacts",
-                "persistentVolumeClaim": {"claimName": settings.artifact_volume_claim},
+                field_name("persistent_volume_claim"): {
+                    field_name("claim_name"): settings.artifact_volume_claim
+                },
             }
         ]
+    return container, pod
+
+
+def training_pod_spec(settings: GpuPodSettings) -> dict[str, Any]:
+    """The ``base_pod_spec`` for the Pipes training pod (Kubernetes camelCase names)."""
+    container, pod = _container_and_pod(settings, _camel_case)
+    spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container], **pod}
     if settings.service_account_name:
         spec["serviceAccountName"] = settings.service_account_name
     return spec
@@ -82,25 +102,9 @@ def training_pod_spec(settings: GpuPodSettings) -> dict[str, Any]:
 
 def k8s_op_tags(settings: GpuPodSettings) -> dict[str, Any]:
     """``{"dagster-k8s/config": ...}`` op tags requesting the same GPU pod for the step."""
-    container_config: dict[str, Any] = {
-        "resources": {"limits": settings.limits(), "requests": settings.requests()},
-    }
+    container_config, pod_spec_config = _container_and_pod(settings, lambda name: name)
     if settings.image:
         container_config["image"] = settings.image
-    pod_spec_config: dict[str, Any] = {
-        "node_selector": dict(settings.node_selector),
-        "tolerations": [dict(t) for t in settings.tolerations],
-    }
-    if settings.artifact_volume_claim:
-        container_config["volume_mounts"] = [
-            {"name": "artifacts", "mount_path": settings.artifact_mount_path}
-        ]
-        pod_spec_config["volumes"] = [
-            {
-                "name": "artifacts",
-                "persistent_volume_claim": {"claim_name": settings.artifact_volume_claim},
-            }
-        ]
     return {
         "dagster-k8s/config": {
             "container_config": container_config,

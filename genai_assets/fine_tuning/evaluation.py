@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genai_assets.finetune.formatting import (
+from genai_assets.fine_tuning.formatting import (
     IGNORE_INDEX,
     prompt_and_reference,
     render,
@@ -191,6 +191,34 @@ def evaluate_model(
     }
     del model
     return result
+
+
+def score_models(
+    records: list[dict],
+    settings: EvalSettings,
+    *,
+    candidate: str,
+    base: str,
+    champion: str | None,
+    champion_is_candidate: bool,
+    with_base: bool,
+) -> dict[str, dict[str, Any]]:
+    """Scores of ``candidate``, ``champion`` and (``with_base``) ``base`` on ``records``.
+
+    No model is evaluated twice: before any promotion (``champion`` None) the
+    champion is the base model, and a champion with the candidate's weights
+    (``champion_is_candidate``) has the candidate's numbers.
+    """
+    scored = {"candidate": evaluate_model(candidate, records, settings)}
+    if with_base or champion is None:
+        scored["base"] = evaluate_model(base, records, settings)
+    if champion is None:
+        scored["champion"] = scored["base"]
+    elif champion_is_candidate:
+        scored["champion"] = scored["candidate"]
+    else:
+        scored["champion"] = evaluate_model(champion, records, settings)
+    return scored
 
 
 # The code that computes the numbers; a change to it means evaluating again.

@@ -1,1 +1,0 @@
-"""Fine-tuning logic: datasets, the tiny local model, evaluation, serving config (no dagster)."""

@@ -1,1 +1,0 @@
-"""The training entry point, runnable locally, in a Kubernetes pod or by hand."""
