@@ -5,7 +5,9 @@ Issue 17's benchmark. Questions written over python3-doc's reST sources
 asked of every system, built on the same corpus files with the same model (the
 packaged all-MiniLM-L6-v2) at the same dtype:
 
-* ``ours-dense``: our chunker and ``Embedder``, cosine search.
+* ``ours-dense``: our chunker and ``Embedder`` into the project's ``EdgeStore``
+  (through ``QdrantIndex``, as the pipeline writes it), asked through
+  ``genai_assets.rag.search.search``, as readers ask it; cosine search.
 * ``ours-hybrid``: the same chunks with a BM25 sparse vector (``qdrant_edge.Bm25``),
   dense and sparse prefetched and fused by RRF.
 * ``ours-hybrid-contextual``: as hybrid, but the text the model (and BM25) reads
@@ -22,7 +24,9 @@ A retrieved chunk is relevant when it comes from an answer page
 with a page counted once). Latency is per question, end to end (embedding the
 question and searching) and for the search alone, after one warm-up query.
 ``--chunk-tokens 128 192 254`` and ``--overlap-tokens`` run every ``ours*`` system
-at each setting.
+at each setting; ``--rrf-k`` and ``--weights`` query every hybrid ``ours*`` index at
+each (the index is built once). Every score is also given over the questions on
+even line numbers (the half settings are tuned on) and the odd ones (held out).
 
 Prints one table and the targets, writes everything (per-question ranks included)
 as JSON to ``bench/results/``. It is a benchmark, not a test.
@@ -53,6 +57,8 @@ from genai_assets.rag.evaluation.retrieval_metrics import (  # noqa: E402
     RetrievedChunk,
     retrieval_scores,
 )
+from genai_assets.rag.search import DEFAULT_RRF_K, DEFAULT_WEIGHTS  # noqa: E402
+from genai_assets.rag.vector_store import prefetch_limit  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -75,11 +81,27 @@ class Chunks:
 
     texts: list[str]
     sources: list[str]
-    embed_texts: list[str] | None = None
+    contexts: list[str] | None = None
     embed_token_ids: list[Sequence[int]] | None = None
 
     def read_by_model(self) -> list[str]:
-        return self.embed_texts if self.embed_texts is not None else self.texts
+        """The contextual prefix (if any), then the text: what the model and BM25 read."""
+        if self.contexts is None:
+            return self.texts
+        return [context + text for context, text in zip(self.contexts, self.texts, strict=True)]
+
+
+@dataclass(frozen=True)
+class QuerySettings:
+    """How a system asks its index: the mode, and for hybrid RRF's k and weights."""
+
+    mode: str
+    rrf_k: int = DEFAULT_RRF_K
+    weights: tuple[float, float] | None = None
+
+    def label(self) -> str:
+        weights = ":".join(f"{w:g}" for w in self.weights) if self.weights else "1:1"
+        return f"[k={self.rrf_k},w={weights}]"
 
 
 @dataclass
@@ -93,9 +115,14 @@ class SystemResult:
     search_ms: list[float] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
 
-    def summary(self) -> dict:
-        def mean(key: str) -> float:
-            return statistics.fmean(row[key] for row in self.rows) if self.rows else 0.0
+    def summary(self, tuning: set[str]) -> dict:
+        """The means over all questions, and over the tuning half and the held-out half."""
+
+        def mean(key: str, half: bool | None = None) -> float:
+            values = [
+                row[key] for row in self.rows if half is None or (row["id"] in tuning) == half
+            ]
+            return statistics.fmean(values) if values else 0.0
 
         ordered = sorted(self.latencies_ms)
         search = sorted(self.search_ms)
@@ -108,6 +135,10 @@ class SystemResult:
             "recall_at_5": mean("recall_at_5"),
             "mrr_at_10": mean("mrr_at_10"),
             "ndcg_at_10": mean("ndcg_at_10"),
+            "mrr_at_10_tuning": mean("mrr_at_10", True),
+            "mrr_at_10_held_out": mean("mrr_at_10", False),
+            "hit_at_5_tuning": mean("hit_at_5", True),
+            "hit_at_5_held_out": mean("hit_at_5", False),
             "p50_ms": _percentile(ordered, 50),
             "p95_ms": _percentile(ordered, 95),
             "search_p50_ms": _percentile(search, 50),
@@ -121,6 +152,22 @@ def _percentile(ordered: list[float], percent: float) -> float:
         return 0.0
     index = min(len(ordered) - 1, max(0, round(percent / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def tuning_ids(path: Path) -> set[str]:
+    """The ids of the questions on even line numbers: the half any setting is tuned on.
+
+    A default chosen on this half must also hold on the other (odd lines), so the
+    questions cannot leak into the settings unseen.
+    """
+    ids = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if number % 2 == 0 and line.strip():
+            try:
+                ids.add(str(json.loads(line)["id"]))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # load_golden_set reported it and left it out of the questions
+    return ids
 
 
 def score_question(question: GoldenQuestion, sources: list[str]) -> dict:
@@ -139,77 +186,36 @@ def score_question(question: GoldenQuestion, sources: list[str]) -> dict:
     }
 
 
-# --- The index: Qdrant Edge, dense + BM25 ------------------------------------------
-# Kept in one place so it can be swapped for the project's search function (issue
-# 16/17: genai_assets.rag.search) once that lands.
+# --- The index: the project's own store and search function ------------------------
 
 
-class EdgeIndex:
-    """A Qdrant Edge shard with a dense and a BM25 vector per chunk, queried by mode."""
+def build_index(root: Path, name: str, chunks: Chunks, vectors) -> None:
+    """Write the chunks as the pipeline does (``QdrantIndex`` on an ``EdgeStore``), then close.
 
-    DENSE, SPARSE = "dense", "bm25"
+    The payload holds what BM25 reads (the contextual prefix and the text, as in
+    ``rag.sync``) and the source page; closing builds the shard's indexes, as after a
+    pipeline run, so the questions are asked of the index readers open.
+    """
+    from genai_assets.rag.edge_store import EdgeStore
+    from genai_assets.rag.index import QdrantIndex
+    from genai_assets.rag.sync import point_id
 
-    def __init__(self, path: Path, vectors, bm25_texts: list[str], sources: list[str]):
-        from qdrant_edge import (
-            Bm25,
-            Distance,
-            EdgeConfig,
-            EdgeShard,
-            EdgeSparseVectorParams,
-            EdgeVectorParams,
-            Modifier,
-            Point,
-            UpdateOperation,
-        )
-
-        self.bm25 = Bm25()
-        config = EdgeConfig(
-            vectors={self.DENSE: EdgeVectorParams(size=vectors.shape[1], distance=Distance.Cosine)},
-            sparse_vectors={self.SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
-        )
-        self.shard = EdgeShard.create(str(path), config)
-        points = [
-            Point(
-                i,
-                {self.DENSE: vector.tolist(), self.SPARSE: self.bm25.embed_document(text)},
-                {"source": source},
-            )
-            for i, (vector, text, source) in enumerate(
-                zip(vectors, bm25_texts, sources, strict=True)
-            )
-        ]
-        for start in range(0, len(points), 1000):
-            self.shard.update(UpdateOperation.upsert_points(points[start : start + 1000]))
-        self.shard.optimize()
-
-    def search(
-        self, mode: str, dense: list[float], text: str, limit: int, rrf_k: int, prefetch: int
-    ) -> list[str]:
-        """The sources of the top ``limit`` chunks for ``mode`` (dense, sparse or hybrid)."""
-        from qdrant_edge import Fusion, Prefetch, Query, QueryRequest
-
-        dense_query = Query.Nearest(dense, using=self.DENSE)
-        sparse_query = Query.Nearest(self.bm25.embed_query(text), using=self.SPARSE)
-        if mode == "dense":
-            request = QueryRequest(limit=limit, query=dense_query, with_payload=True)
-        elif mode == "sparse":
-            request = QueryRequest(limit=limit, query=sparse_query, with_payload=True)
-        elif mode == "hybrid":
-            request = QueryRequest(
-                limit=limit,
-                prefetches=[
-                    Prefetch(limit=prefetch, query=dense_query),
-                    Prefetch(limit=prefetch, query=sparse_query),
+    contexts = chunks.contexts or [""] * len(chunks.texts)
+    store = EdgeStore(root)
+    try:
+        index = QdrantIndex(store, name)
+        for start in range(0, len(chunks.texts), 1000):
+            rows = range(start, min(start + 1000, len(chunks.texts)))
+            index.upsert(
+                [point_id(chunks.sources[i], name, chunks.texts[i], i) for i in rows],
+                vectors[start : rows.stop],
+                [
+                    {"source": chunks.sources[i], "text": chunks.texts[i], "context": contexts[i]}
+                    for i in rows
                 ],
-                query=Fusion.Rrf(k=rrf_k),
-                with_payload=True,
             )
-        else:
-            raise ValueError(f"query mode {mode!r} is not dense, sparse or hybrid")
-        return [point.payload["source"] for point in self.shard.query(request)]
-
-    def close(self) -> None:
-        self.shard.close()
+    finally:
+        store.close()
 
 
 # --- Chunking -----------------------------------------------------------------------
@@ -246,7 +252,7 @@ def our_chunks(
         for chunk in chunker.chunk(document.text, document.title):
             chunks.texts.append(chunk.text)
             chunks.sources.append(source)
-            chunks.embed_texts.append(chunk.embed_text)
+            chunks.contexts.append(chunk.context)
             chunks.embed_token_ids.append(chunk.embed_token_ids)
     return chunks
 
@@ -306,29 +312,51 @@ def run_edge_system(
     name: str,
     chunks: Chunks,
     embedder,
-    mode: str,
+    settings: Sequence[QuerySettings],
     questions: list[GoldenQuestion],
     work_dir: Path,
-    args: argparse.Namespace,
-) -> SystemResult:
+) -> list[SystemResult]:
+    """Index the chunks once, then ask every question with each of ``settings``.
+
+    The questions go through ``genai_assets.rag.search.search`` on a freshly opened
+    ``EdgeStore``, as a reader's would; more than one setting names each row by it.
+    """
+    from genai_assets.rag.edge_store import EdgeStore
+    from genai_assets.rag.search import search
+
     started = time.perf_counter()
-    vectors = embedder.encode(chunks.read_by_model(), chunks.embed_token_ids)
-    index = EdgeIndex(work_dir / name, vectors, chunks.read_by_model(), chunks.sources)
+    root = work_dir / "stores" / name
+    build_index(root, name, chunks, embedder.encode(chunks.read_by_model(), chunks.embed_token_ids))
+    build_s = time.perf_counter() - started
     median_chars, short = _stats(chunks.texts)
-    result = SystemResult(
-        name, len(chunks.texts), median_chars, short, time.perf_counter() - started
-    )
 
     def embed(text: str) -> list[float]:
         return embedder.encode([text])[0].tolist()
 
-    def lookup(vector: list[float], text: str) -> list[str]:
-        return index.search(mode, vector, text, TOP_K, args.rrf_k, args.prefetch)
-
+    results = []
+    store = EdgeStore(root)
     try:
-        return _ask(result, questions, embed, lookup)
+        for setting in settings:
+            label = name + (setting.label() if len(settings) > 1 else "")
+            result = SystemResult(label, len(chunks.texts), median_chars, short, build_s)
+
+            def lookup(vector: list[float], text: str, setting=setting) -> list[str]:
+                hits = search(
+                    store,
+                    name,
+                    [text],
+                    lambda _texts: [vector],
+                    TOP_K,
+                    setting.mode,
+                    setting.rrf_k,
+                    setting.weights,
+                )[0]
+                return [hit.payload["source"] for hit in hits]
+
+            results.append(_ask(result, questions, embed, lookup))
     finally:
-        index.close()
+        store.close()
+    return results
 
 
 def run_langchain(
@@ -456,6 +484,10 @@ def print_table(rows: list[dict]) -> None:
         ("recall@5", "recall_at_5", "{:.3f}"),
         ("MRR@10", "mrr_at_10", "{:.3f}"),
         ("nDCG@10", "ndcg_at_10", "{:.3f}"),
+        ("MRR tune", "mrr_at_10_tuning", "{:.3f}"),
+        ("MRR held", "mrr_at_10_held_out", "{:.3f}"),
+        ("hit@5 tune", "hit_at_5_tuning", "{:.3f}"),
+        ("hit@5 held", "hit_at_5_held_out", "{:.3f}"),
         ("p50 ms", "p50_ms", "{:.1f}"),
         ("p95 ms", "p95_ms", "{:.1f}"),
         ("search p50", "search_p50_ms", "{:.1f}"),
@@ -539,7 +571,13 @@ def run(args: argparse.Namespace) -> dict:
         dtype = embedder.dtype
         print(f"dtype: {dtype} ({embedder.dtype_reason}), for every system")
         documents = our_documents(root)
-        modes = {"ours-dense": "dense", "ours-hybrid": "hybrid", "ours-hybrid-contextual": "hybrid"}
+        hybrid = [
+            QuerySettings("hybrid", rrf_k, weights)
+            for rrf_k in args.rrf_k
+            for weights in args.weights
+        ]
+        settings = {"ours-dense": [QuerySettings("dense")], "ours-hybrid": hybrid}
+        settings["ours-hybrid-contextual"] = hybrid
         for chunk_tokens in sorted(
             {min(n, max_chunk_tokens(PACKAGED_MODEL)) for n in args.chunk_tokens}
         ):
@@ -561,21 +599,27 @@ def run(args: argparse.Namespace) -> dict:
                     else:
                         plain = plain or our_chunks(documents, root, chunk_tokens, overlap, False)
                         chunks = plain
-                    results.append(
+                    results.extend(
                         run_edge_system(
-                            name + suffix, chunks, embedder, modes[name], questions, work_dir, args
+                            name + suffix, chunks, embedder, settings[name], questions, work_dir
                         )
                     )
-                    print(f"  {results[-1].name}: done", flush=True)
+                    print(f"  {name + suffix}: done", flush=True)
         if "langchain" in args.systems or REFERENCE in args.systems:
             lc_chunks = langchain_chunks(root)
             if "langchain" in args.systems:
                 results.append(run_langchain(lc_chunks, dtype, questions, work_dir, args))
                 print("  langchain: done", flush=True)
             if REFERENCE in args.systems:
-                results.append(
+                # Our hybrid query at the project's defaults, whatever grid ours ran.
+                results.extend(
                     run_edge_system(
-                        REFERENCE, lc_chunks, embedder, "hybrid", questions, work_dir, args
+                        REFERENCE,
+                        lc_chunks,
+                        embedder,
+                        [QuerySettings("hybrid")],
+                        questions,
+                        work_dir,
                     )
                 )
                 print(f"  {REFERENCE}: done", flush=True)
@@ -583,7 +627,8 @@ def run(args: argparse.Namespace) -> dict:
             results.append(run_llamaindex(root, dtype, questions, work_dir, args))
             print("  llamaindex: done", flush=True)
 
-    rows = [result.summary() for result in results]
+    tuning = tuning_ids(args.questions)
+    rows = [result.summary(tuning) for result in results]
     print()
     print_table(rows)
     print()
@@ -599,13 +644,27 @@ def run(args: argparse.Namespace) -> dict:
             "chunk_tokens": args.chunk_tokens,
             "overlap_tokens": args.overlap_tokens,
             "rrf_k": args.rrf_k,
-            "prefetch": args.prefetch,
+            "weights": [list(w) if w else [1.0, 1.0] for w in args.weights],
+            "prefetch": prefetch_limit(TOP_K),
             "batch_size": args.batch_size,
         },
         "summary": rows,
         "verdicts": lines,
         "per_question": {result.name: result.rows for result in results},
     }
+
+
+def _weights(text: str) -> tuple[float, float] | None:
+    dense, sep, sparse = text.partition(":")
+    try:
+        weights = (float(dense), float(sparse))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"weights {text!r} are not DENSE:SPARSE numbers (e.g. 1.5:1)"
+        ) from None
+    if not sep or min(weights) <= 0:
+        raise argparse.ArgumentTypeError(f"weights {text!r} must be two positive numbers, D:S")
+    return None if weights == (1.0, 1.0) else weights
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -631,8 +690,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overlap-tokens", type=int, nargs="+", default=[default_overlap])
     parser.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rrf-k", type=int, default=60, help="RRF's k for the hybrid query")
-    parser.add_argument("--prefetch", type=int, default=50, help="candidates per hybrid branch")
+    parser.add_argument(
+        "--rrf-k",
+        type=int,
+        nargs="+",
+        default=[DEFAULT_RRF_K],
+        help="RRF's k for the hybrid query; several run every hybrid system at each",
+    )
+    parser.add_argument(
+        "--weights",
+        type=_weights,
+        nargs="+",
+        default=[DEFAULT_WEIGHTS],
+        metavar="DENSE:SPARSE",
+        help="RRF weights of the dense and the sparse ranking, e.g. 1.5:1; several as --rrf-k",
+    )
     parser.add_argument("--output", type=Path, help="JSON file (default: bench/results/)")
     return parser.parse_args(argv)
 

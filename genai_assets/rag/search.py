@@ -18,6 +18,11 @@ from genai_assets.rag.vector_store import (
     bm25_query,
 )
 
+# RRF's k and the weights of the dense and the sparse ranking (None: equal), as the
+# retrieval benchmark chose them on its tuning half (bench/README.md).
+DEFAULT_RRF_K = 60
+DEFAULT_WEIGHTS: tuple[float, float] | None = None
+
 
 def search(
     store: VectorStore,
@@ -26,8 +31,8 @@ def search(
     encode: Callable[[list[str]], Any] | None,
     k: int = 5,
     mode: QueryMode = DEFAULT_QUERY_MODE,
-    rrf_k: int = 60,
-    weights: tuple[float, float] | None = None,
+    rrf_k: int = DEFAULT_RRF_K,
+    weights: tuple[float, float] | None = DEFAULT_WEIGHTS,
 ) -> list[list[Hit]]:
     """The top ``k`` chunks of ``collection`` (a name or an alias) for every query.
 

@@ -1,5 +1,6 @@
 """The retrieval benchmark's data and measuring code: questions, scores, corpus, index."""
 
+import argparse
 import json
 import math
 
@@ -9,11 +10,16 @@ import pytest
 from bench.corpus import Corpus, debian_doc_sources
 from bench.retrieval_benchmark import (
     QUESTIONS,
-    EdgeIndex,
+    Chunks,
+    _weights,
+    build_index,
     corpus_with_answers,
     score_question,
+    tuning_ids,
 )
+from genai_assets.rag.edge_store import EdgeStore
 from genai_assets.rag.evaluation.golden_set import GoldenQuestion, load_golden_set
+from genai_assets.rag.search import search
 
 
 def question(*pages):
@@ -63,24 +69,40 @@ def test_the_corpus_gains_the_answer_pages_it_lacks(tmp_path):
         corpus_with_answers(corpus, [question("missing.rst.txt")])
 
 
-def test_edge_index_answers_dense_sparse_and_hybrid(tmp_path):
-    # A real Qdrant Edge shard; 3-d vectors stand in for the model's (no model needed).
+def test_ours_are_asked_through_the_projects_store_and_search(tmp_path):
+    # A real EdgeStore written by QdrantIndex and read through search(), as readers do;
+    # 3-d vectors stand in for the model's (no model needed).
     vectors = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
-    texts = [
-        "sorting lists with a key function",
-        "compressing files with gzip archives",
-        "parsing command line arguments",
-    ]
-    index = EdgeIndex(tmp_path / "shard", vectors, texts, ["sort", "gzip", "argparse"])
+    chunks = Chunks(
+        texts=["sorting lists with a key function", "compressing files", "parsing arguments"],
+        sources=["sort", "gzip", "argparse"],
+        contexts=["", "gzip archives\n\n", "command line\n\n"],
+    )
+    build_index(tmp_path, "bench", chunks, vectors)
+    store = EdgeStore(tmp_path)
     try:
-        near_gzip = [0.1, 0.9, 0.0]
-        assert index.search("dense", near_gzip, "anything", 3, 60, 10)[0] == "gzip"
-        assert index.search("sparse", near_gzip, "command line arguments", 3, 60, 10) == [
-            "argparse"
-        ]
-        hybrid = index.search("hybrid", near_gzip, "command line arguments", 3, 60, 10)
-        assert set(hybrid[:2]) == {"gzip", "argparse"}
-        with pytest.raises(ValueError, match="query mode"):
-            index.search("fuzzy", near_gzip, "x", 3, 60, 10)
+
+        def sources(mode, text, vector=(0.1, 0.9, 0.0)):
+            hits = search(store, "bench", [text], lambda _: [list(vector)], 3, mode)[0]
+            return [hit.payload["source"] for hit in hits]
+
+        assert sources("dense", "anything")[0] == "gzip"
+        # BM25 reads the contextual prefix too: "command line" is only in argparse's.
+        assert sources("sparse", "command line") == ["argparse"]
+        assert set(sources("hybrid", "command line")[:2]) == {"gzip", "argparse"}
     finally:
-        index.close()
+        store.close()
+
+
+def test_the_tuning_half_is_the_even_lines(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps({"id": f"q{n}"}) for n in range(1, 6)) + "\nnot json\n")
+    assert tuning_ids(path) == {"q2", "q4"}
+
+
+def test_weights_parse_as_dense_to_sparse():
+    assert _weights("1.5:1") == (1.5, 1.0)
+    assert _weights("1:1") is None  # equal weights are the engine's default
+    for bad in ("2", "a:b", "0:1"):
+        with pytest.raises(argparse.ArgumentTypeError, match=repr(bad)):
+            _weights(bad)
