@@ -193,12 +193,13 @@ def build_index(root: Path, name: str, chunks: Chunks, vectors) -> None:
     """Write the chunks as the pipeline does (``QdrantIndex`` on an ``EdgeStore``), then close.
 
     The payload holds what BM25 reads (the contextual prefix and the text, as in
-    ``rag.sync``) and the source page; closing builds the shard's indexes, as after a
+    ``rag.sync``), the source page and, as its ``doc_id``, the page again (search
+    keeps one chunk per document by default); closing builds the shard's indexes, as after a
     pipeline run, so the questions are asked of the index readers open.
     """
     from genai_assets.rag.edge_store import EdgeStore
     from genai_assets.rag.index import QdrantIndex
-    from genai_assets.rag.sync import point_id
+    from genai_assets.rag.versioning import point_id
 
     contexts = chunks.contexts or [""] * len(chunks.texts)
     store = EdgeStore(root)
@@ -210,7 +211,12 @@ def build_index(root: Path, name: str, chunks: Chunks, vectors) -> None:
                 [point_id(chunks.sources[i], name, chunks.texts[i], i) for i in rows],
                 vectors[start : rows.stop],
                 [
-                    {"source": chunks.sources[i], "text": chunks.texts[i], "context": contexts[i]}
+                    {
+                        "doc_id": chunks.sources[i],
+                        "source": chunks.sources[i],
+                        "text": chunks.texts[i],
+                        "context": contexts[i],
+                    }
                     for i in rows
                 ],
             )

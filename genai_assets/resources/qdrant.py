@@ -11,7 +11,7 @@ from pydantic import Field
 
 from genai_assets import settings
 from genai_assets.rag.edge_store import SPEC_FILE
-from genai_assets.rag.search import search
+from genai_assets.rag.search import DEFAULT_RRF_K, search
 from genai_assets.rag.stores import open_store
 from genai_assets.rag.vector_store import DEFAULT_QUERY_MODE, Hit, QueryMode, VectorStore
 
@@ -96,7 +96,7 @@ class QdrantResource(dg.ConfigurableResource):
         encode: Callable[[list[str]], Any] | None,
         k: int = 5,
         mode: QueryMode = DEFAULT_QUERY_MODE,
-        rrf_k: int = 60,
+        rrf_k: int = DEFAULT_RRF_K,
     ) -> list[list[Hit]]:
         """What readers get: the top ``k`` chunks behind the alias for each query.
 

@@ -69,21 +69,22 @@ def test_dense_sparse_and_hybrid_queries(store):
     name = fill(store)
     encode = lambda texts: [one_hot(1) for _ in texts]  # noqa: E731 - "the model" says point 1
     query = ["what does error E4012 mean"]
-    [dense] = search(store, name, query, encode, k=2, mode="dense")
+    every = {"per_document": None}  # the engine's rankings, all chunks of a document
+    [dense] = search(store, name, query, encode, k=2, mode="dense", **every)
     assert dense[0].id == pid(1)
-    [sparse] = search(store, name, query, None, k=2, mode="sparse")
+    [sparse] = search(store, name, query, None, k=2, mode="sparse", **every)
     assert sparse[0].id == pid(2)  # the exact error code, which an embedding can miss
-    [hybrid] = search(store, name, query, encode, k=4, mode="hybrid", rrf_k=60)
+    [hybrid] = search(store, name, query, encode, k=4, mode="hybrid", rrf_k=60, **every)
     assert {hybrid[0].id, hybrid[1].id} == {pid(1), pid(2)}  # both rankings' best, fused
     # Reciprocal rank fusion as Qdrant does it: each ranking adds 1 / (k + rank), rank from 0.
-    [dense_all] = search(store, name, query, encode, k=4, mode="dense")
-    [sparse_all] = search(store, name, query, None, k=4, mode="sparse")
+    [dense_all] = search(store, name, query, encode, k=4, mode="dense", **every)
+    [sparse_all] = search(store, name, query, None, k=4, mode="sparse", **every)
     fused = {}
     for ranking in (dense_all, sparse_all):
         for rank, hit in enumerate(ranking):
             fused[hit.id] = fused.get(hit.id, 0.0) + 1 / (60 + rank)
     assert {h.id: h.score for h in hybrid} == pytest.approx(fused)
-    [weighted] = search(store, name, query, encode, k=4, mode="hybrid")
+    [weighted] = search(store, name, query, encode, k=4, mode="hybrid", rrf_k=60, **every)
     assert [h.id for h in weighted][:2] == [h.id for h in hybrid][:2]
     hits = store.query(
         name,
@@ -98,6 +99,23 @@ def test_dense_sparse_and_hybrid_queries(store):
         search(store, name, query, encode, mode="fuzzy")
     with pytest.raises(ValueError, match="needs the embedding model"):
         search(store, name, query, None, mode="hybrid")
+
+
+def test_search_keeps_the_best_chunk_of_each_document_by_default(store):
+    # Points 0 and 2 belong to document d0, 1 and 3 to d1. The dense ranking for
+    # "point 0" puts d0's two chunks first; readers get d0's best, then d1's best.
+    name = fill(store)
+    query = ["retention"]
+    encode = lambda texts: [[1.0, 0.0, 0.9, 0.1] for _ in texts]  # noqa: E731
+    [every] = search(store, name, query, encode, k=2, mode="dense", per_document=None)
+    assert [h.id for h in every] == [pid(0), pid(2)]
+    [default] = search(store, name, query, encode, k=2, mode="dense")
+    assert [h.id for h in default] == [pid(0), pid(3)]
+    assert [h.payload["doc_id"] for h in default] == ["d0", "d1"]
+    [two] = search(store, name, query, encode, k=4, mode="dense", per_document=2)
+    assert [h.id for h in two] == [pid(0), pid(2), pid(3), pid(1)]
+    with pytest.raises(ValueError, match="per_document must be at least 1"):
+        search(store, name, query, encode, per_document=0)
 
 
 def test_dense_only_collection_refuses_sparse_search(store):

@@ -35,6 +35,7 @@ from genai_assets.rag.evaluation.scores import (
     score_coverage,
     worst_questions,
 )
+from genai_assets.rag.search import DEFAULT_RRF_K
 from genai_assets.rag.vector_store import DEFAULT_QUERY_MODE
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
@@ -61,7 +62,9 @@ class RagQualityConfig(dg.Config):
         description="How chunks are retrieved, as readers retrieve them (genai_assets.rag.search): "
         "by the embedding, by BM25, or both fused by reciprocal rank.",
     )
-    rrf_k: int = Field(default=60, ge=1, description="The k of reciprocal rank fusion (hybrid).")
+    rrf_k: int = Field(
+        default=DEFAULT_RRF_K, ge=1, description="The k of reciprocal rank fusion (hybrid)."
+    )
     compare_with_serving: bool = Field(
         default=True,
         description="Also evaluate the collection behind the alias, when it differs from the "

@@ -29,7 +29,7 @@ from genai_assets.rag.evaluation.retrieval_metrics import (
     contains_passage,
     retrieval_scores,
 )
-from genai_assets.rag.search import search
+from genai_assets.rag.search import DEFAULT_RRF_K, search
 from genai_assets.rag.vector_store import QueryMode, VectorStore
 
 ALL_METRICS = (*RETRIEVAL_METRICS, *NON_LLM_METRICS, *LLM_METRICS)
@@ -85,7 +85,7 @@ def retrieve_all(
     questions: Sequence[GoldenQuestion],
     k: int,
     mode: QueryMode = "dense",
-    rrf_k: int = 60,
+    rrf_k: int = DEFAULT_RRF_K,
 ) -> Retrieval:
     """The top ``k`` chunks of ``collection`` (a name or an alias) for every question."""
     if not store.collection_exists(collection) and store.read_alias(collection) is None:
