@@ -153,3 +153,14 @@ def test_dg_check_defs_passes(tmp_path):
     assert "All definitions loaded successfully" in result.stdout + result.stderr
     # The instance's storage lives in DAGSTER_HOME, not in the current directory.
     assert (home / "history").is_dir()
+
+
+def test_loading_the_code_location_warns_about_nothing():
+    # Every `dg launch`, `dg dev` and run log starts by loading the definitions; a
+    # warning there (a preview API used on purpose, a deprecation) reaches every user.
+    from genai_assets.definitions import defs
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        defs()
+    assert [str(w.message) for w in caught] == []

@@ -31,6 +31,7 @@ Applied to the whole code location by definitions.py (``with_freshness_policies`
   evaluated by ``freshness_remediation_sensor``.
 """
 
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -202,7 +203,13 @@ def with_freshness_policies(defs: dg.Definitions) -> dg.Definitions:
             tags={**spec.tags, REMEDIATION_TAG: "true"},
         )
 
-    return defs.map_resolved_asset_specs(func=add_policy, selection=list(targets))
+    with warnings.catch_warnings():
+        # Used on purpose (the public spec mapping that sees the resolved graph); its
+        # preview warning would otherwise open every `dg launch`, `dg dev` and run log.
+        warnings.filterwarnings(
+            "ignore", message=".*map_resolved_asset_specs.*", category=dg.PreviewWarning
+        )
+        return defs.map_resolved_asset_specs(func=add_policy, selection=list(targets))
 
 
 def _require_each_asset_listed_once(defs: dg.Definitions) -> None:
