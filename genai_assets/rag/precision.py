@@ -122,7 +122,7 @@ def known_precision(
     decision on this machine (this process, or ``cache_file``) without importing
     torch, so an unchanged rerun stays cheap; else they are decided now (a GPU: bf16
     where supported, else fp16). None when only a probe of the loaded model can
-    decide: ``dtype="auto"`` on a CPU (see :class:`Embedder`).
+    decide: ``dtype="auto"`` on a CPU (see :class:`~genai_assets.rag.embedder.Embedder`).
 
     Raises:
         ValueError: ``device`` or ``dtype`` is not one of the known names.
