@@ -32,7 +32,7 @@ from pathlib import Path
 from bs4 import BeautifulSoup
 
 from bench.corpus import SOURCES_MARKER, SOURCES_SUFFIX, debian_doc_html, evenly_spaced
-from genai_assets.rag.documents import _html_to_text
+from genai_assets.rag.html_text import html_to_text
 
 _WORD = re.compile(r"[a-z][a-z0-9_]{2,}")
 BOILERPLATE_SELECTORS = ("div.related", "div.sphinxsidebar", "div.footer", "nav")
@@ -78,7 +78,7 @@ def reference(html: bytes, source_text: str) -> Page:
 
 def ours(html: bytes) -> str:
     """The project's extraction (what raw_documents indexes)."""
-    return _html_to_text(html)[0]
+    return html_to_text(html)[0]
 
 
 def extractors() -> dict[str, Callable[[bytes], str]]:

@@ -51,7 +51,7 @@ def _pipeline_chunker():
     """The chunker document_embeddings builds at its defaults (contextual chunks included)."""
     from genai_assets.defs.rag.assets import DocumentEmbeddingsConfig
     from genai_assets.rag.chunking import Chunker
-    from genai_assets.rag.embedder import PACKAGED_MODEL, load_tokenizer, max_chunk_tokens
+    from genai_assets.rag.model_files import PACKAGED_MODEL, load_tokenizer, max_chunk_tokens
 
     defaults = DocumentEmbeddingsConfig()
     return Chunker(
@@ -163,7 +163,8 @@ def run_bare_encode(spec: dict, phase: str) -> dict:
     from sentence_transformers import SentenceTransformer
 
     from genai_assets.rag.documents import Document, iter_documents
-    from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder
+    from genai_assets.rag.embedder import Embedder
+    from genai_assets.rag.model_files import PACKAGED_MODEL
 
     dtype = spec["dtype"]
     if dtype == "auto":  # decide exactly as the pipeline does

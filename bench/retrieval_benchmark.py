@@ -244,7 +244,7 @@ def our_chunks(
     documents: list, root: Path, chunk_tokens: int, overlap: int, contextual: bool
 ) -> Chunks:
     from genai_assets.rag.chunking import Chunker
-    from genai_assets.rag.embedder import PACKAGED_MODEL, load_tokenizer, max_chunk_tokens
+    from genai_assets.rag.model_files import PACKAGED_MODEL, load_tokenizer, max_chunk_tokens
 
     chunker = Chunker(
         load_tokenizer(PACKAGED_MODEL),
@@ -374,7 +374,7 @@ def run_langchain(
     from qdrant_client import QdrantClient
     from qdrant_client.models import Distance, VectorParams
 
-    from genai_assets.rag.embedder import PACKAGED_MODEL, resolve_model_path
+    from genai_assets.rag.model_files import PACKAGED_MODEL, resolve_model_path
 
     started = time.perf_counter()
     model_kwargs: dict = {"device": "cpu"}
@@ -420,7 +420,7 @@ def run_llamaindex(
     from llama_index.vector_stores.qdrant import QdrantVectorStore
     from qdrant_client import QdrantClient
 
-    from genai_assets.rag.embedder import PACKAGED_MODEL, resolve_model_path
+    from genai_assets.rag.model_files import PACKAGED_MODEL, resolve_model_path
 
     started = time.perf_counter()
     model_kwargs = {} if dtype == "fp32" else {"model_kwargs": {"torch_dtype": _torch_dtype(dtype)}}
@@ -550,7 +550,8 @@ def verdicts(rows: list[dict]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder, max_chunk_tokens
+    from genai_assets.rag.embedder import Embedder
+    from genai_assets.rag.model_files import PACKAGED_MODEL, max_chunk_tokens
 
     golden = load_golden_set(args.questions)
     for problem in golden.problems:

@@ -11,10 +11,8 @@ collections or aliases. This adapter adds both, in plain files:
 
 ``collection.json`` is written last when a collection is created and removed
 first when it is deleted, so a folder without it is a leftover of an interrupted
-create or delete and is cleared. The alias file is replaced atomically (write a
-temporary file, fsync, rename, fsync the folder): a process killed at any point
-leaves the old pointer or the new one. The history is the witness that an alias
-existed, so a lost pointer is reported instead of silently starting over.
+create or delete and is cleared. The alias files are
+:mod:`genai_assets.rag.edge_aliases`.
 
 A clean close records the shard's point count (and that its points carry
 payloads) in ``collection.json``; the first write of a session removes that
@@ -26,22 +24,19 @@ folder and how to recover; a shard open in another process raises
 :class:`IndexLockedError`.
 """
 
-import fcntl
 import json
-import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import qdrant_edge as edge
 
+from genai_assets.rag.edge_aliases import AliasFiles, write_atomically
 from genai_assets.rag.vector_store import (
     DENSE,
     SPARSE,
-    AliasConflictError,
     AliasState,
     CollectionSpec,
     DamagedIndexError,
@@ -59,7 +54,6 @@ from genai_assets.rag.vector_store import (
 
 SPEC_FILE = "collection.json"
 SHARD_DIR = "shard"
-ALIAS_FORMAT = 1
 VERIFY_SAMPLE = 64
 # What Qdrant Edge says when a file it reads is shorter or other than it wrote.
 DAMAGE_SIGNS = ("out of bounds", "IO error", "corrupt", "No such file", "unexpected end")
@@ -72,25 +66,6 @@ REBUILD = (
 def is_local_mode_folder(path: Path) -> bool:
     """Whether ``path`` holds qdrant-client local-mode storage (the previous embedded engine)."""
     return (path / "meta.json").is_file() and (path / "collection").is_dir()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that a crash leaves the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _sparse(vector: SparseVector) -> edge.SparseVector:
@@ -113,6 +88,7 @@ class EdgeStore(VectorStore):
                 f"engine; migrate it with `python -m genai_assets.rag.migrate --source {self.root}"
                 " --target <new folder>` (vectors are copied, nothing is re-embedded)"
             )
+        self._aliases = AliasFiles(self.root, self.collection_exists)
         self._shards: dict[str, edge.EdgeShard] = {}
         self._written: set[str] = set()
 
@@ -122,11 +98,6 @@ class EdgeStore(VectorStore):
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"invalid collection name {name!r}")
         return self.root / "collections" / name
-
-    def _alias_file(self, alias: str, suffix: str) -> Path:
-        if not alias or "/" in alias or alias.startswith("."):
-            raise ValueError(f"invalid alias name {alias!r}")
-        return self.root / "aliases" / f"{alias}{suffix}"
 
     def describe(self) -> str:
         """The folder."""
@@ -432,49 +403,7 @@ class EdgeStore(VectorStore):
     # Aliases
     def read_alias(self, alias: str) -> AliasState | None:
         """The pointer file; a lost or unreadable one is damage."""
-        pointer = self._alias_file(alias, ".json")
-        history = self._alias_file(alias, ".history.jsonl")
-        recover = (
-            f"recover: delete {pointer} and {history} and materialize rag_serving_index again "
-            "(it promotes the collection that passes the quality gate)"
-        )
-        try:
-            text = pointer.read_text()
-        except FileNotFoundError:
-            if history.is_file() and history.stat().st_size > 0:
-                raise DamagedIndexError(
-                    f"the alias pointer {pointer} is missing, but {history} records swaps of "
-                    f"alias {alias!r}; {recover}"
-                ) from None
-            return None
-        try:
-            data = json.loads(text)
-            if data.get("format") != ALIAS_FORMAT or data.get("alias") != alias:
-                raise ValueError("not an alias pointer of this format")
-            state = AliasState(alias, str(data["collection"]), dict(data.get("record") or {}))
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise DamagedIndexError(
-                f"the alias pointer {pointer} is unreadable ({error}); {recover}"
-            ) from error
-        if not self.collection_exists(state.collection):
-            raise DamagedIndexError(
-                f"the alias pointer {pointer} points at {state.collection!r}, which is not in "
-                f"{self.root / 'collections'}; {recover}"
-            )
-        return state
-
-    @contextmanager
-    def _alias_lock(self, alias: str) -> Iterator[None]:
-        lock = self._alias_file(alias, ".lock")
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock, "a") as handle:
-            # Blocking: a swap takes milliseconds; two swaps run one after the other and
-            # the second one's compare step sees what the first one did.
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return self._aliases.read(alias)
 
     def swap_alias(
         self, alias: str, target: str, expected: str | None, record: dict[str, Any]
@@ -482,28 +411,7 @@ class EdgeStore(VectorStore):
         """Compare, then replace the pointer atomically; the history line follows it."""
         if not self.collection_exists(target):
             raise ValueError(f"collection {target!r} does not exist in {self.root}")
-        with self._alias_lock(alias):
-            current = self.read_alias(alias)
-            live = current.collection if current else None
-            if live != expected:
-                raise AliasConflictError(
-                    f"alias {alias!r} points at {live} but this swap expected {expected}: "
-                    "another promotion or rollback changed it first; nothing was changed"
-                )
-            now = datetime.now(UTC).isoformat(timespec="microseconds")
-            pointer = {
-                "format": ALIAS_FORMAT,
-                "alias": alias,
-                "collection": target,
-                "swapped_at": now,
-                "record": record,
-            }
-            write_atomically(self._alias_file(alias, ".json"), json.dumps(pointer, indent=1))
-            history = self._alias_file(alias, ".history.jsonl")
-            with open(history, "a") as handle:
-                handle.write(json.dumps({"at": now, "collection": target, "replaced": live}) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+        self._aliases.swap(alias, target, expected, record)
 
     def close(self) -> None:
         """Build the vector indexes of written shards, record them, flush and close every shard.

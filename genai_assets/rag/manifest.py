@@ -12,15 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from genai_assets.rag.documents import (
-    NOT_SELECTED,
-    UNAVAILABLE,
-    Document,
-    SkippedInput,
-    UnchangedDocument,
-    source_covers,
-)
+from genai_assets.rag.documents import Document, UnchangedDocument
 from genai_assets.rag.snapshots import SnapshotStore
+from genai_assets.rag.sources import NOT_SELECTED, UNAVAILABLE, SkippedInput, source_covers
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pydantic import Field
 from genai_assets import settings
 from genai_assets.automation.retries import RetrySettings
 from genai_assets.rag import documents
+from genai_assets.rag.sources import DEFAULT_INCLUDE, SkippedInput, SourceEntry, iter_source_entries
 
 
 class DocumentSourcesResource(dg.ConfigurableResource):
@@ -24,7 +25,7 @@ class DocumentSourcesResource(dg.ConfigurableResource):
         "Empty: the sample corpus shipped with the package.",
     )
     include: list[str] = Field(
-        default_factory=lambda: list(documents.DEFAULT_INCLUDE),
+        default_factory=lambda: list(DEFAULT_INCLUDE),
         description="Glob patterns that select files inside folders and S3 prefixes.",
     )
     max_file_bytes: int = Field(
@@ -64,7 +65,7 @@ class DocumentSourcesResource(dg.ConfigurableResource):
         self,
         override: list[str] | None = None,
         previous: Mapping[str, dict[str, Any]] | None = None,
-    ) -> Iterator[documents.Document | documents.UnchangedDocument | documents.SkippedInput]:
+    ) -> Iterator[documents.Document | documents.UnchangedDocument | SkippedInput]:
         """Every document of the sources, loaded one at a time.
 
         ``previous`` (URI -> last manifest row) lets unchanged inputs skip parsing.
@@ -81,13 +82,11 @@ class DocumentSourcesResource(dg.ConfigurableResource):
             retry=RetrySettings(self.optional_attempts, self.optional_backoff_s),
         )
 
-    def iter_entries(self, override: list[str] | None = None) -> Iterator[documents.SourceEntry]:
+    def iter_entries(self, override: list[str] | None = None) -> Iterator[SourceEntry]:
         """Every candidate document without reading it (for sensors)."""
         sources = self.resolved_sources(override)
         client = self.s3_client(sources)
         for source in sources:
-            for entry in documents.iter_source_entries(
-                source, self.include, client, self.http_timeout_s
-            ):
-                if isinstance(entry, documents.SourceEntry):
+            for entry in iter_source_entries(source, self.include, client, self.http_timeout_s):
+                if isinstance(entry, SourceEntry):
                     yield entry

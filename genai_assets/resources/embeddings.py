@@ -7,13 +7,9 @@ import dagster as dg
 from pydantic import Field
 
 from genai_assets import settings
-from genai_assets.rag.embedder import (
-    PACKAGED_MODEL,
-    Embedder,
-    Precision,
-    known_precision,
-    max_chunk_tokens,
-)
+from genai_assets.rag.embedder import Embedder
+from genai_assets.rag.model_files import PACKAGED_MODEL, max_chunk_tokens
+from genai_assets.rag.precision import Precision, known_precision
 
 
 class SentenceTransformerResource(dg.ConfigurableResource):

@@ -3,7 +3,7 @@
 import pytest
 
 from genai_assets.rag.chunking import Chunker, contextual_prefix, section_headings
-from genai_assets.rag.embedder import PACKAGED_MODEL, load_tokenizer, max_chunk_tokens
+from genai_assets.rag.model_files import PACKAGED_MODEL, load_tokenizer, max_chunk_tokens
 from genai_assets.rag.versioning import IngestSettings, chunk_point_ids, point_id
 
 

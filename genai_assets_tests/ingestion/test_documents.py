@@ -4,8 +4,9 @@ import pytest
 
 from genai_assets import settings
 from genai_assets.automation.retries import TransientExternalError
-from genai_assets.rag import documents
-from genai_assets.rag.documents import Document, SkippedInput, SourceNotFoundError
+from genai_assets.rag import documents, sources
+from genai_assets.rag.documents import Document
+from genai_assets.rag.sources import SkippedInput, SourceNotFoundError
 
 
 def load_one(path, **kwargs):
@@ -112,7 +113,7 @@ def test_document_ids_are_stable_and_relative_to_the_configured_source(tmp_path)
 def test_bad_inputs_are_skipped_with_a_reason(tmp_path, name, data, reason):
     path = tmp_path / name
     path.write_bytes(data)
-    result = documents.load_entry(next(documents.iter_source_entries(str(path), include=["*"])))
+    result = documents.load_entry(next(sources.iter_source_entries(str(path), include=["*"])))
     assert isinstance(result, SkippedInput)
     assert result.uri == str(path)
     assert reason in result.reason
@@ -194,15 +195,14 @@ def test_every_folder_entry_not_ingested_is_listed_with_its_reason(tmp_path):
     assert isinstance(results["ok.md"], Document) and isinstance(results["x.md/inner.md"], Document)
     kinds = {uri: (r.kind, r.reason) for uri, r in results.items() if isinstance(r, SkippedInput)}
     assert kinds["x.md"] == (
-        documents.NOT_SELECTED,
+        sources.NOT_SELECTED,
         "a folder whose name matches the include patterns",
     )
     assert (
-        kinds["logo.png"][0] == documents.NOT_SELECTED
-        and "include patterns" in kinds["logo.png"][1]
+        kinds["logo.png"][0] == sources.NOT_SELECTED and "include patterns" in kinds["logo.png"][1]
     )
     for link in ("lost.md", "lost.bin"):
-        assert kinds[link][0] == documents.UNAVAILABLE and "dangling symlink" in kinds[link][1]
+        assert kinds[link][0] == sources.UNAVAILABLE and "dangling symlink" in kinds[link][1]
 
 
 def test_unchanged_bytes_reuse_the_previous_extraction(tmp_path):
@@ -210,17 +210,17 @@ def test_unchanged_bytes_reuse_the_previous_extraction(tmp_path):
     path.write_text("<title>Page</title><p>Body text.</p>")
     first = load_one(path)
     row = first.manifest_row()
-    again = documents.load_entry(next(documents.iter_source_entries(str(path))), previous=row)
+    again = documents.load_entry(next(sources.iter_source_entries(str(path))), previous=row)
     assert (
         isinstance(again, documents.UnchangedDocument)
         and again.row["content_hash"] == row["content_hash"]
     )
     path.write_text("<title>Page</title><p>New body text.</p>")
-    changed = documents.load_entry(next(documents.iter_source_entries(str(path))), previous=row)
+    changed = documents.load_entry(next(sources.iter_source_entries(str(path))), previous=row)
     assert isinstance(changed, Document) and changed.content_hash != row["content_hash"]
     stale_loader = {**row, "loader_version": documents.LOADER_VERSION - 1}
     path.write_text("<title>Page</title><p>Body text.</p>")
-    entry = next(documents.iter_source_entries(str(path)))
+    entry = next(sources.iter_source_entries(str(path)))
     assert isinstance(documents.load_entry(entry, previous=stale_loader), Document)
 
 
@@ -255,7 +255,7 @@ def test_s3_prefix_source_against_a_real_local_s3_server(s3_client):
         ("s3://docs/kb/sub/b.txt", "Beta line"),
     ]
     listed = [(r.uri, r.kind) for r in results if isinstance(r, SkippedInput)]
-    assert listed == [("s3://docs/kb/c.bin", documents.NOT_SELECTED)]
+    assert listed == [("s3://docs/kb/c.bin", sources.NOT_SELECTED)]
     with pytest.raises(SourceNotFoundError, match="no object"):
         list(documents.iter_documents(["s3://docs/nothing/"], s3_client=s3_client))
 
@@ -276,4 +276,4 @@ def test_s3_prefix_source_against_a_real_local_s3_server(s3_client):
 )
 def test_which_documents_a_source_covers(source, uri, covered):
     # Decides which records a run may drop: never those of another source's documents.
-    assert documents.source_covers(source, uri) is covered
+    assert sources.source_covers(source, uri) is covered

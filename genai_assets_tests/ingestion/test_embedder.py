@@ -9,19 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from genai_assets.rag import embedder as embedder_module
+from genai_assets.rag import precision as precision_module
 from genai_assets.rag.chunking import Chunker
-from genai_assets.rag.embedder import (
-    PACKAGED_MODEL,
-    PAD_TO_MULTIPLE,
-    Embedder,
-    Precision,
-    TokenInputs,
-    known_precision,
-    load_tokenizer,
-    model_info,
-    model_revision,
-)
+from genai_assets.rag.embedder import PAD_TO_MULTIPLE, Embedder
+from genai_assets.rag.model_files import PACKAGED_MODEL, load_tokenizer, model_info, model_revision
+from genai_assets.rag.precision import Precision, known_precision
+from genai_assets.rag.token_inputs import TokenInputs
 
 TEXTS = [
     "Skyline Vault stores encrypted snapshots of every protected volume.",
@@ -41,7 +34,7 @@ def test_missing_model_folder_is_a_clear_error(tmp_path):
 
 
 def test_auto_dtype_is_decided_at_load_then_remembered_without_torch(tmp_path, monkeypatch):
-    monkeypatch.setattr(embedder_module, "_DECISIONS", {})
+    monkeypatch.setattr(precision_module, "_DECISIONS", {})
     cache = tmp_path / "dtype.json"
     assert known_precision(PACKAGED_MODEL, "cpu", "auto", cache) is None  # only a probe can tell
     first = Embedder(PACKAGED_MODEL, device="cpu", dtype="auto", dtype_cache=cache)
@@ -61,7 +54,7 @@ def test_auto_dtype_is_decided_at_load_then_remembered_without_torch(tmp_path, m
             sys.executable,
             "-c",
             "import sys; from pathlib import Path; "
-            "from genai_assets.rag.embedder import known_precision; "
+            "from genai_assets.rag.precision import known_precision; "
             f"p = known_precision({PACKAGED_MODEL!r}, 'cpu', 'auto', Path({str(cache)!r})); "
             "print(p.dtype, 'torch' in sys.modules)",
         ],
@@ -71,7 +64,7 @@ def test_auto_dtype_is_decided_at_load_then_remembered_without_torch(tmp_path, m
         timeout=120,
     )
     assert child.stdout.split() == [first.dtype, "False"]
-    monkeypatch.setattr(embedder_module, "_DECISIONS", {})
+    monkeypatch.setattr(precision_module, "_DECISIONS", {})
     second = Embedder(PACKAGED_MODEL, device="cpu", dtype="auto", dtype_cache=cache)
     assert second.dtype == first.dtype
     assert "decided earlier on this machine" in second.dtype_reason

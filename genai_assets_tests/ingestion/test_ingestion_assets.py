@@ -12,9 +12,9 @@ import pytest
 from qdrant_client import QdrantClient
 
 from genai_assets.defs.rag.assets import document_embeddings, raw_documents
-from genai_assets.rag import embedder as embedder_module
+from genai_assets.rag import precision as precision_module
 from genai_assets.rag.edge_store import EdgeStore
-from genai_assets.rag.embedder import PACKAGED_MODEL, model_revision
+from genai_assets.rag.model_files import PACKAGED_MODEL, model_revision
 from genai_assets.resources.document_store import LocalDocumentStore
 from genai_assets.resources.documents import DocumentSourcesResource
 from genai_assets.resources.embeddings import SentenceTransformerResource
@@ -184,14 +184,14 @@ def test_a_collection_never_mixes_dtypes_and_auto_is_decided_once(
         assert {payload["embedding_dtype"] for payload, *_ in points} == {value["dtype"]}
 
     # dtype "auto": the first run decides by a probe, and lands in that dtype's collection.
-    monkeypatch.setattr(embedder_module, "_DECISIONS", {})
+    monkeypatch.setattr(precision_module, "_DECISIONS", {})
     auto = SentenceTransformerResource(device="cpu", dtype="auto", batch_size=32)
     first, decided = materialize(corpus, embedder=auto)
     assert first["dtype"].startswith(f"{decided['dtype']} (probe: bf16")
     assert decided["collection"] == {"fp32": fp32, "bf16": bf16}[decided["dtype"]]["collection"]
     assert first["documents_unchanged"] == 3
     # A later process knows the decision: the unchanged rerun loads and opens nothing.
-    monkeypatch.setattr(embedder_module, "_DECISIONS", {})
+    monkeypatch.setattr(precision_module, "_DECISIONS", {})
     again, same = materialize(corpus, embedder=auto)
     assert same["collection"] == decided["collection"]
     assert again["model_loaded"] is False and again["index_opened"] is False

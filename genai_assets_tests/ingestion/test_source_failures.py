@@ -20,7 +20,8 @@ from genai_assets.automation.retries import (
 )
 from genai_assets.defs.rag.assets import raw_documents
 from genai_assets.rag import documents
-from genai_assets.rag.documents import GONE, UNAVAILABLE, Document, SkippedInput
+from genai_assets.rag.documents import Document
+from genai_assets.rag.sources import GONE, UNAVAILABLE, SkippedInput, iter_source_entries
 from genai_assets.resources.document_store import LocalDocumentStore
 from genai_assets.resources.documents import DocumentSourcesResource
 
@@ -75,7 +76,7 @@ def server():
 
 
 def entry_for(uri: str, **kwargs):
-    return next(documents.iter_source_entries(uri, **kwargs))
+    return next(iter_source_entries(uri, **kwargs))
 
 
 NO_WAIT = RetrySettings(attempts=3, backoff_s=0.0)
@@ -148,7 +149,7 @@ def test_s3_vanished_key_is_gone_and_an_outage_is_transient(own_s3):
     client.create_bucket(Bucket="kb-docs")
     client.put_object(Bucket="kb-docs", Key="docs/a.md", Body=b"# A\n\nAlpha.")
     client.put_object(Bucket="kb-docs", Key="docs/b.md", Body=b"# B\n\nBeta.")
-    entries = list(documents.iter_source_entries("s3://kb-docs/docs/", s3_client=client))
+    entries = list(iter_source_entries("s3://kb-docs/docs/", s3_client=client))
     client.delete_object(Bucket="kb-docs", Key="docs/b.md")  # vanishes between listing and reading
     loaded = [documents.load_entry(entry) for entry in entries]
     assert isinstance(loaded[0], Document)

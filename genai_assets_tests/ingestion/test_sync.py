@@ -12,8 +12,9 @@ import time
 import pytest
 
 from genai_assets.rag.chunking import Chunker
-from genai_assets.rag.embedder import PACKAGED_MODEL, Embedder, load_tokenizer, model_revision
+from genai_assets.rag.embedder import Embedder
 from genai_assets.rag.index import QdrantIndex
+from genai_assets.rag.model_files import PACKAGED_MODEL, load_tokenizer, model_revision
 from genai_assets.rag.sync import (
     DocumentSync,
     IndexChangedError,

@@ -1,6 +1,6 @@
 """The settings fingerprint that versions a collection."""
 
-from genai_assets.rag.embedder import PACKAGED_MODEL
+from genai_assets.rag.model_files import PACKAGED_MODEL
 from genai_assets.rag.versioning import IngestSettings
 
 

@@ -23,8 +23,8 @@ from genai_assets.defs.rag.serving import rag_serving_index
 from genai_assets.defs.resources import build_resources
 from genai_assets.rag import rollback
 from genai_assets.rag.blue_green import BlueGreenIndex
-from genai_assets.rag.embedder import PACKAGED_MODEL, resolve_model_path
 from genai_assets.rag.evaluation.ragas_metrics import RagasSample, llm_judgements
+from genai_assets.rag.model_files import PACKAGED_MODEL, resolve_model_path
 from genai_assets.rag.vector_store import CollectionSpec
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource

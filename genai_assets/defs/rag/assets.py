@@ -11,10 +11,11 @@ from genai_assets.defs.automation.policies import (
 )
 from genai_assets.defs.rag.metadata import qdrant_location, rag_asset, skipped_table
 from genai_assets.rag.chunking import Chunker
-from genai_assets.rag.documents import LOADER_VERSION, SourceNotFoundError
-from genai_assets.rag.embedder import load_tokenizer, model_revision
+from genai_assets.rag.documents import LOADER_VERSION
 from genai_assets.rag.index import QdrantIndex
 from genai_assets.rag.manifest import ManifestBuilder
+from genai_assets.rag.model_files import load_tokenizer, model_revision
+from genai_assets.rag.sources import SourceNotFoundError
 from genai_assets.rag.sync import DocumentSync, IndexChangedError, SourceDocument
 from genai_assets.rag.sync_report import SyncReport
 from genai_assets.rag.sync_summary import SyncSummary

@@ -17,7 +17,6 @@ from genai_assets import settings
 from genai_assets.defs.automation.policies import QDRANT_POOL, external_retry_policy
 from genai_assets.defs.rag.metadata import rag_asset, table
 from genai_assets.rag.blue_green import BlueGreenIndex
-from genai_assets.rag.embedder import resolve_model_path
 from genai_assets.rag.evaluation.collection import (
     ALL_METRICS,
     LLMSettings,
@@ -35,6 +34,7 @@ from genai_assets.rag.evaluation.scores import (
     score_coverage,
     worst_questions,
 )
+from genai_assets.rag.model_files import resolve_model_path
 from genai_assets.rag.search import DEFAULT_RRF_K
 from genai_assets.rag.vector_store import DEFAULT_QUERY_MODE
 from genai_assets.resources.embeddings import SentenceTransformerResource

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genai_assets.rag.embedder import Embedder, Precision, resolve_device
+from genai_assets.rag.embedder import Embedder
 from genai_assets.rag.evaluation.golden_set import GoldenQuestion
 from genai_assets.rag.evaluation.ragas_metrics import (
     LLM_METRICS,
@@ -29,6 +29,7 @@ from genai_assets.rag.evaluation.retrieval_metrics import (
     contains_passage,
     retrieval_scores,
 )
+from genai_assets.rag.precision import Precision, resolve_device
 from genai_assets.rag.search import DEFAULT_RRF_K, search
 from genai_assets.rag.vector_store import QueryMode, VectorStore
 
