@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from genai_assets.rag.vector_store import AliasConflictError, AliasState, DamagedIndexError
+from genai_assets.rag.vector_store import AliasState, DamagedIndexError, check_expected_live
 
 ALIAS_FORMAT = 1
 
@@ -109,13 +109,7 @@ class AliasFiles:
     def swap(self, alias: str, target: str, expected: str | None, record: dict[str, Any]) -> None:
         """Compare, then replace the pointer atomically; the history line follows it."""
         with self._lock(alias):
-            current = self.read(alias)
-            live = current.collection if current else None
-            if live != expected:
-                raise AliasConflictError(
-                    f"alias {alias!r} points at {live} but this swap expected {expected}: "
-                    "another promotion or rollback changed it first; nothing was changed"
-                )
+            check_expected_live(alias, self.read(alias), expected)
             now = datetime.now(UTC).isoformat(timespec="microseconds")
             pointer = {
                 "format": ALIAS_FORMAT,
@@ -127,6 +121,7 @@ class AliasFiles:
             write_atomically(self.path(alias, ".json"), json.dumps(pointer, indent=1))
             history = self.path(alias, ".history.jsonl")
             with open(history, "a") as handle:
-                handle.write(json.dumps({"at": now, "collection": target, "replaced": live}) + "\n")
+                line = {"at": now, "collection": target, "replaced": expected}
+                handle.write(json.dumps(line) + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())

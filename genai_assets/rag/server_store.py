@@ -22,7 +22,6 @@ from qdrant_client import QdrantClient, models
 from genai_assets.rag.vector_store import (
     DENSE,
     SPARSE,
-    AliasConflictError,
     AliasState,
     CollectionSpec,
     DimensionMismatchError,
@@ -32,6 +31,7 @@ from genai_assets.rag.vector_store import (
     Record,
     SparseVector,
     VectorStore,
+    check_expected_live,
     check_query,
     prefetch_limit,
 )
@@ -257,20 +257,14 @@ class ServerStore(VectorStore):
         rag_serving_index once at a time), which leaves the rollback command as the
         only other writer.
         """
-        current = self.read_alias(alias)
-        live = current.collection if current else None
-        if live != expected:
-            raise AliasConflictError(
-                f"alias {alias!r} points at {live} but this swap expected {expected}: another "
-                "promotion or rollback changed it first; nothing was changed"
-            )
+        check_expected_live(alias, self.read_alias(alias), expected)
         if target in {a.alias_name for a in self.client.get_aliases().aliases}:
             raise ValueError(f"{target!r} is an alias, not a collection")
         records = dict(self._metadata(target).get(ALIAS_METADATA) or {})
         records[alias] = record
         self.client.update_collection(target, metadata={ALIAS_METADATA: records})
         operations: list[Any] = []
-        if live is not None:
+        if expected is not None:  # the alias exists (the compare above checked it)
             operations.append(
                 models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
             )

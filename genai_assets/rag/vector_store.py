@@ -65,6 +65,20 @@ class AliasConflictError(VectorStoreError):
     """An alias swap found another collection live than the one it expected."""
 
 
+def check_expected_live(alias: str, current: "AliasState | None", expected: str | None) -> None:
+    """The compare step of a swap: refuse unless ``alias`` points at ``expected``.
+
+    Raises:
+        AliasConflictError: another promotion or rollback moved the alias first.
+    """
+    live = current.collection if current else None
+    if live != expected:
+        raise AliasConflictError(
+            f"alias {alias!r} points at {live} but this swap expected {expected}: another "
+            "promotion or rollback changed it first; nothing was changed"
+        )
+
+
 @dataclass(frozen=True)
 class CollectionSpec:
     """What a collection stores: dense size and distance, the sparse model, payload indexes."""
