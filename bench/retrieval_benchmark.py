@@ -57,8 +57,11 @@ from genai_assets.rag.evaluation.retrieval_metrics import (  # noqa: E402
     RetrievedChunk,
     retrieval_scores,
 )
-from genai_assets.rag.search import DEFAULT_RRF_K, DEFAULT_WEIGHTS  # noqa: E402
-from genai_assets.rag.vector_store import prefetch_limit  # noqa: E402
+from genai_assets.rag.vector_store import (  # noqa: E402
+    DEFAULT_RRF_K,
+    DEFAULT_WEIGHTS,
+    prefetch_limit,  # noqa: E402
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"

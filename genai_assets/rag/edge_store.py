@@ -35,6 +35,7 @@ import qdrant_edge as edge
 
 from genai_assets.rag.edge_aliases import AliasFiles, write_atomically
 from genai_assets.rag.vector_store import (
+    DEFAULT_RRF_K,
     DENSE,
     SPARSE,
     AliasState,
@@ -367,7 +368,7 @@ class EdgeStore(VectorStore):
         dense: Sequence[float] | None = None,
         sparse: SparseVector | None = None,
         limit: int = 5,
-        rrf_k: int = 60,
+        rrf_k: int = DEFAULT_RRF_K,
         weights: tuple[float, float] | None = None,
     ) -> list[Hit]:
         """Dense, sparse or hybrid (RRF) query."""

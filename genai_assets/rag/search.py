@@ -16,6 +16,8 @@ from typing import Any
 
 from genai_assets.rag.vector_store import (
     DEFAULT_QUERY_MODE,
+    DEFAULT_RRF_K,
+    DEFAULT_WEIGHTS,
     QUERY_MODES,
     Hit,
     QueryMode,
@@ -23,11 +25,8 @@ from genai_assets.rag.vector_store import (
     bm25_query,
 )
 
-# RRF's k, the weights of the dense and the sparse ranking (None: equal) and the
-# chunks per document, as the retrieval benchmark chose them on its tuning half
-# (bench/README.md).
-DEFAULT_RRF_K = 20
-DEFAULT_WEIGHTS: tuple[float, float] | None = None
+# The chunks per document, as the retrieval benchmark chose them on its tuning half
+# (bench/README.md); the query defaults are the index interface's.
 DEFAULT_PER_DOCUMENT: int | None = 1
 OVERFETCH = 4
 

@@ -20,6 +20,7 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 
 from genai_assets.rag.vector_store import (
+    DEFAULT_RRF_K,
     DENSE,
     SPARSE,
     AliasState,
@@ -209,7 +210,7 @@ class ServerStore(VectorStore):
         dense: Sequence[float] | None = None,
         sparse: SparseVector | None = None,
         limit: int = 5,
-        rrf_k: int = 60,
+        rrf_k: int = DEFAULT_RRF_K,
         weights: tuple[float, float] | None = None,
     ) -> list[Hit]:
         """Dense, sparse or hybrid (RRF) query, on a collection or an alias."""

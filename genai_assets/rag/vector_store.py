@@ -32,8 +32,11 @@ SPARSE = "bm25"
 KEYWORD_INDEXES = ("doc_id",)
 QueryMode = Literal["dense", "sparse", "hybrid"]
 QUERY_MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
-# The retrieval benchmark's best (bench/README.md): dense + BM25 fused by RRF.
+# The retrieval benchmark's best (bench/README.md, chosen on its tuning half): dense +
+# BM25 fused by RRF with k 20 and equal weights (None) of the two rankings.
 DEFAULT_QUERY_MODE: QueryMode = "hybrid"
+DEFAULT_RRF_K = 20
+DEFAULT_WEIGHTS: tuple[float, float] | None = None
 # Recorded in every collection's spec and in the settings fingerprint: a change of
 # the sparse model (tokeniser, parameters) builds a new collection.
 SPARSE_MODEL = "qdrant-bm25-en-v1"
@@ -289,7 +292,7 @@ class VectorStore(ABC):
         dense: Sequence[float] | None = None,
         sparse: SparseVector | None = None,
         limit: int = 5,
-        rrf_k: int = 60,
+        rrf_k: int = DEFAULT_RRF_K,
         weights: tuple[float, float] | None = None,
     ) -> list[Hit]:
         """The ``limit`` best points: by the dense vector, by BM25, or both fused (RRF).

@@ -11,9 +11,15 @@ from pydantic import Field
 
 from genai_assets import settings
 from genai_assets.rag.edge_store import SPEC_FILE
-from genai_assets.rag.search import DEFAULT_RRF_K, search
+from genai_assets.rag.search import search
 from genai_assets.rag.stores import open_store
-from genai_assets.rag.vector_store import DEFAULT_QUERY_MODE, Hit, QueryMode, VectorStore
+from genai_assets.rag.vector_store import (
+    DEFAULT_QUERY_MODE,
+    DEFAULT_RRF_K,
+    Hit,
+    QueryMode,
+    VectorStore,
+)
 
 
 class QdrantResource(dg.ConfigurableResource):

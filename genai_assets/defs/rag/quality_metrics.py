@@ -35,8 +35,7 @@ from genai_assets.rag.evaluation.scores import (
     worst_questions,
 )
 from genai_assets.rag.model_files import resolve_model_path
-from genai_assets.rag.search import DEFAULT_RRF_K
-from genai_assets.rag.vector_store import DEFAULT_QUERY_MODE
+from genai_assets.rag.vector_store import DEFAULT_QUERY_MODE, DEFAULT_RRF_K
 from genai_assets.resources.embeddings import SentenceTransformerResource
 from genai_assets.resources.mlflow_tracking import MlflowTrackingResource
 from genai_assets.resources.openai_api import OpenAICompatibleResource

@@ -30,8 +30,8 @@ from genai_assets.rag.evaluation.retrieval_metrics import (
     retrieval_scores,
 )
 from genai_assets.rag.precision import Precision, resolve_device
-from genai_assets.rag.search import DEFAULT_RRF_K, search
-from genai_assets.rag.vector_store import QueryMode, VectorStore
+from genai_assets.rag.search import search
+from genai_assets.rag.vector_store import DEFAULT_RRF_K, QueryMode, VectorStore
 
 ALL_METRICS = (*RETRIEVAL_METRICS, *NON_LLM_METRICS, *LLM_METRICS)
 SCROLL_PAGE = 1024
